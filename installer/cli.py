@@ -1,0 +1,109 @@
+"""Command line: parses arguments, runs one command, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from installer import commands
+from installer.console import Console
+from installer.errors import ConfigError, ExitCode, InstallerError
+
+COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # usage errors are configuration errors
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.CONFIG), f"error: {message}\n")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    out = common.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    out.add_argument("--quiet", "-q", action="store_true", help="errors only")
+    out.add_argument("--verbose", "-v", action="store_true", help="more detail, tracebacks")
+    where = common.add_argument_group("installation")
+    where.add_argument("--project-dir", type=Path, help="the checkout (default: install.py's)")
+    where.add_argument("--mode", choices=("auto", "native", "docker", "external"))
+    where.add_argument("--binaries", choices=("auto", "embedded", "system"),
+                       help="native mode: which PostgreSQL binaries (auto: system if present)")
+    where.add_argument("--data-dir", type=Path, help="native mode: instance directory")
+    where.add_argument("--port", type=int, help="server port (default 5432 or next free)")
+    where.add_argument("--database", help="learning database name (default learning_system)")
+    where.add_argument("--env-file", type=Path, help="path of the .env file to write")
+    where.add_argument("--health-timeout", type=float, help="seconds to wait for the server")
+    where.add_argument("--yes", "-y", action="store_true", help="answer yes; never prompt")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(prog="python install.py", parents=[common],
+                     description="Install, repair and sync the PostgreSQL learning database.")
+    parser.add_argument("--full", action="store_true",
+                        help="install or repair everything (the default command)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan and change nothing (exit 2 when changes are due)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    install = sub.add_parser("install", parents=[common], help="same as --full")
+    install.add_argument("--dry-run", action="store_true", help="print the plan only")
+    sub.add_parser("status", parents=[common], help="check every part of the installation")
+    sub.add_parser("start", parents=[common], help="start the database server")
+    sub.add_parser("stop", parents=[common], help="stop the database server")
+    uninstall = sub.add_parser("uninstall", parents=[common],
+                               help="stop and remove the server; data kept unless --purge")
+    uninstall.add_argument("--purge", action="store_true", help="also delete the data")
+    migrate = sub.add_parser("migrate", parents=[common], help="apply or inspect migrations")
+    migrate.add_argument("--status", dest="list_only", action="store_true",
+                         help="list applied and pending migrations")
+    migrate.add_argument("--allow-out-of-order", action="store_true",
+                         help="apply files numbered below the last applied one")
+    migrate.add_argument("--accept-checksum", metavar="MODULE/NNN_name",
+                         help="record the current checksum of an edited, applied file")
+    sub.add_parser("detect", parents=[common], help="report what this machine offers")
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False),
+                      verbose=getattr(args, "verbose", False))
+    project_dir = Path(getattr(args, "project_dir", None)
+                       or os.environ.get("LEARNING_PROJECT_DIR") or Path.cwd()).resolve()
+    command = args.command or "install"
+    started = time.monotonic()
+    try:
+        if not (project_dir / "sql").is_dir():
+            raise ConfigError(f"{project_dir} is not a learning-installer checkout (no sql/)",
+                              hint="run install.py from the repository, or pass --project-dir")
+        handler = getattr(commands, f"cmd_{command}")
+        code = handler(project_dir, args, _settings_from(args), console)
+        console.detail(f"{command} took {time.monotonic() - started:.2f} s")
+        return int(code)
+    except InstallerError as exc:
+        if console.verbose:
+            console.err.print(traceback.format_exc())
+        console.error(exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        console.err.print("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # last resort: one clear line, the traceback only on request
+        if console.verbose:
+            console.err.print(traceback.format_exc())
+        console.error(InstallerError(f"unexpected error: {type(exc).__name__}: {exc}",
+                                     hint="re-run with --verbose for the traceback, and report "
+                                     "it with that output"))
+        return int(ExitCode.FAILED)

@@ -1,0 +1,218 @@
+"""One function per command. Each returns an exit code; errors are raised as InstallerError."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from rich.table import Table
+
+from installer.console import Console
+from installer.envfile import remove_env_keys
+from installer.errors import ConfigError, ExitCode
+from installer.installation import Installation
+from installer.mcp_config import remove_claude_entry
+from installer.migrations import Migrator
+from installer.modules import select_modules
+from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.steps import StepResult, run_steps
+
+
+def _load(project_dir: Path, settings: dict[str, Any], console: Console,
+          probe_docker: bool = True) -> Installation:
+    installation = Installation.load(project_dir, settings, console, probe_docker=probe_docker)
+    for note in installation.notes:
+        console.warn(note)
+    return installation
+
+
+def _report_detection(installation: Installation, console: Console) -> None:
+    d = installation.detection
+    b = installation.backend.describe()
+    console.heading("Detected")
+    console.info(f"  OS: {d.os}{' (inside a container)' if d.in_container else ''}")
+    console.info(f"  Docker daemon: {d.docker_daemon or 'not reachable'}")
+    console.info("  system PostgreSQL: " + (d.system_pg.version if d.system_pg else "none"))
+    console.info("  embedded PostgreSQL: " + (
+        f"{d.embedded_pg.version} with pgvector" if d.embedded_pg else "none"))
+    console.info(f"  mode: {installation.settings.mode} ({b.get('binaries', '')}), "
+                 f"port {b.get('port')}")
+
+
+def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+                console: Console) -> ExitCode:
+    dry_run = bool(getattr(args, "dry_run", False))
+    installation = _load(project_dir, settings, console)
+    _report_detection(installation, console)
+    console.heading("Plan" if dry_run else "Install")
+    results = run_steps(installation.steps(), console, dry_run=dry_run)
+    changed = [r for r in results if r.state in ("changed", "planned")]
+    summary = _summary(installation, results)
+    if dry_run:
+        console.info("Nothing would change." if not changed else
+                     f"{len(changed)} step(s) would change; nothing was changed.")
+        console.emit_json({"ok": True, "dry_run": True, "changes": len(changed), **summary})
+        return ExitCode.CHANGES_PENDING if changed else ExitCode.OK
+    if changed:
+        console.heading(f"Done: {len(changed)} step(s) changed.")
+    else:
+        console.heading("Nothing to do: the installation is healthy and unchanged.")
+    owner = installation.owner_conn()
+    console.info(f"  database: {owner.masked_url()}")
+    console.info(f"  agent role (read-only): {installation.settings.agent_role}")
+    console.info(f"  files: {installation.settings.env_path}, {project_dir / '.mcp.json'}")
+    console.info("  next: `python install.py status`; agents connect through .mcp.json")
+    console.emit_json({"ok": True, "changes": len(changed), **summary})
+    return ExitCode.OK
+
+
+def _summary(installation: Installation, results: list[StepResult]) -> dict[str, Any]:
+    return {"mode": installation.settings.mode, "server": installation.backend.describe(),
+            "database": installation.owner_conn().masked_url()}
+
+
+def table_counts(installation: Installation) -> dict[str, int]:
+    with psycopg.connect(**installation.owner_conn().kwargs()) as conn:
+        names = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        return {name: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(name))).fetchone()[0] for name in names}
+
+
+def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+               console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    steps = installation.steps()
+    checks = [(step.title, step.check()) for step in steps]
+    healthy = all(check.ok for _, check in checks)
+    pending: list[str] = []
+    tables: dict[str, int] = {}
+    try:
+        migrator = Migrator(installation.owner_conn().kwargs(),
+                            select_modules(installation.settings.sql_dir, None))
+        current = migrator.plan()
+        pending = [m.id for m in current.pending + current.out_of_order + current.changed]
+        tables = table_counts(installation)
+    except psycopg.OperationalError:
+        healthy = False
+    table = Table(title=f"learning installation ({installation.settings.mode})")
+    table.add_column("check")
+    table.add_column("state")
+    table.add_column("detail", overflow="fold")
+    for title, check in checks:
+        table.add_row(title, "[green]ok[/]" if check.ok else f"[red]{check.state}[/]",
+                      check.detail)
+    console.table(table)
+    if tables:
+        counts = Table(title="learning tables")
+        counts.add_column("table")
+        counts.add_column("rows", justify="right")
+        for name, count in tables.items():
+            counts.add_row(name, str(count))
+        console.table(counts)
+    console.info("healthy" if healthy else "not healthy: run `python install.py --full` to repair")
+    console.emit_json({
+        "healthy": healthy, "mode": installation.settings.mode,
+        "server": installation.backend.describe(),
+        "database": installation.owner_conn().masked_url(),
+        "pending_migrations": pending, "tables": tables,
+        "checks": [{"check": t, "state": c.state, "detail": c.detail} for t, c in checks],
+    })
+    return ExitCode.OK if healthy else ExitCode.SERVER
+
+
+def cmd_start(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+              console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    _require_installed(installation)
+    console.step("Start server", "changed", installation.backend.start())
+    console.emit_json({"ok": True, "server": installation.backend.describe()})
+    return ExitCode.OK
+
+
+def cmd_stop(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+             console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    console.step("Stop server", "changed", installation.backend.stop())
+    console.emit_json({"ok": True, "server": installation.backend.describe()})
+    return ExitCode.OK
+
+
+def _require_installed(installation: Installation) -> None:
+    if not installation.recorded:
+        raise ConfigError("nothing is installed here yet (no .env)",
+                          hint="run `python install.py --full` first")
+
+
+def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+                  console: Console) -> ExitCode:
+    purge = bool(getattr(args, "purge", False))
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    _require_installed(installation)
+    if purge and not getattr(args, "yes", False):
+        from installer.prompts import confirm
+
+        if not confirm(f"Delete the learning database and all its data "
+                       f"({installation.backend.describe().get('data_dir')})?"):
+            console.info("Nothing was removed.")
+            return ExitCode.FAILED
+    console.step("Server", "changed", installation.backend.remove(purge=purge))
+    agent = installation.agent_conn()
+    if remove_claude_entry(project_dir / ".mcp.json"):
+        console.step("MCP server entry", "changed", "removed from .mcp.json")
+    path = pgpass_path()
+    if path.exists():
+        write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,
+                                              agent.dbname, agent.user))
+        console.step("Agent password", "changed", f"removed from {path}")
+    if purge:
+        kept = remove_env_keys(installation.settings.env_path, installation.env_values())
+        console.step(".env", "changed", f"installer keys removed ({kept} of yours kept)")
+    else:
+        console.info(f"Data and credentials kept ({installation.settings.env_path}); "
+                     "`python install.py --full` brings it all back.")
+    console.emit_json({"ok": True, "purged": purge})
+    return ExitCode.OK
+
+
+def cmd_migrate(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+                console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    migrator = Migrator(installation.owner_conn().kwargs(),
+                        select_modules(installation.settings.sql_dir, None))
+    if getattr(args, "accept_checksum", None):
+        migrator.accept_checksum(args.accept_checksum)
+        console.step(f"Checksum of {args.accept_checksum}", "changed", "accepted")
+        return ExitCode.OK
+    if getattr(args, "list_only", False):
+        current = migrator.plan()
+        for name in current.applied:
+            console.step(name, "ok", "applied")
+        for m in current.pending:
+            console.step(m.id, "planned", "pending")
+        for m in current.out_of_order:
+            console.step(m.id, "failed", "out of order")
+        for m in current.changed:
+            console.step(m.id, "failed", "edited after it was applied")
+        for name in current.missing_files:
+            console.step(name, "skipped", "applied, file missing")
+        console.emit_json({"applied": current.applied,
+                           "pending": [m.id for m in current.pending]})
+        return ExitCode.OK
+    applied = migrator.migrate(allow_out_of_order=getattr(args, "allow_out_of_order", False))
+    console.step("Schema migrations", "changed" if applied else "ok",
+                 ", ".join(m.id for m in applied) or "none pending")
+    console.emit_json({"ok": True, "applied": [m.id for m in applied]})
+    return ExitCode.OK
+
+
+def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+               console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console)
+    _report_detection(installation, console)
+    console.emit_json({"detected": installation.detection.as_dict(),
+                       "mode": installation.settings.mode})
+    return ExitCode.OK

@@ -1,0 +1,128 @@
+"""The effective settings of one run, and where each value came from.
+
+Precedence, highest first: command-line flags, environment (LEARNING_*), profile, what the
+installation recorded in `.env` on an earlier run, detected defaults. Secrets are never part of
+the settings: they live in `.env` (see credentials.py) or in environment variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from installer.errors import ConfigError
+
+MODES = ("auto", "native", "docker", "external")
+BINARIES = ("auto", "embedded", "system")
+DEFAULT_NATIVE_PORT = 5432
+
+
+@dataclass
+class Settings:
+    project_dir: Path
+    mode: str = "auto"
+    binaries: str = "auto"
+    data_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int | None = None  # None: the mode's default, or the next free port
+    database: str = "learning_system"
+    owner_role: str = "learning"
+    agent_role: str = "learning_agent"
+    admin_user: str = "postgres"
+    service_user: str = "learning-pg"
+    env_file: Path | None = None
+    mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
+    import_exports: bool = True
+    install_hooks: bool = True
+    health_timeout: float = 60.0
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env_path(self) -> Path:
+        return self.env_file or self.project_dir / ".env"
+
+    @property
+    def sql_dir(self) -> Path:
+        return self.project_dir / "sql"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.project_dir / "exports"
+
+
+# setting name -> (environment variable, .env key recorded by an earlier run)
+_ENVIRONMENT = {
+    "mode": ("LEARNING_MODE", "LEARNING_MODE"),
+    "binaries": ("LEARNING_PG_BINARIES", "LEARNING_PG_BINARIES"),
+    "data_dir": ("LEARNING_DATA_DIR", "LEARNING_DATA_DIR"),
+    "host": ("LEARNING_HOST", "PGHOST"),
+    "port": ("LEARNING_PORT", "PGPORT"),
+    "database": ("LEARNING_DATABASE", "PGDATABASE"),
+    "owner_role": ("LEARNING_OWNER_ROLE", "PGUSER"),
+    "agent_role": ("LEARNING_AGENT_ROLE", "LEARNING_AGENT_USER"),
+    "admin_user": ("LEARNING_ADMIN_USER", "LEARNING_ADMIN_USER"),
+    "service_user": ("LEARNING_SERVICE_USER", None),
+    "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
+}
+# The mode recorded in .env is where the installation lives; re-runs go back to it.
+_RECORDED_ONLY_WHEN_AUTO = {"mode"}
+
+
+def _convert(name: str, raw: Any, origin: str) -> Any:
+    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    try:
+        if "int" in str(kind):
+            value: Any = int(raw)
+            if not 1 <= value <= 65535:
+                raise ValueError("out of range 1-65535")
+            return value
+        if "float" in str(kind):
+            return float(raw)
+        if "Path" in str(kind):
+            return Path(str(raw)).expanduser()
+        if "bool" in str(kind) and isinstance(raw, str):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+    except ValueError as exc:
+        raise ConfigError(f"{name} from {origin} is invalid: {raw!r} ({exc})") from exc
+    return raw
+
+
+def resolve_settings(
+    project_dir: Path,
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str] = os.environ,
+    profile: Mapping[str, Any] | None = None,
+    recorded: Mapping[str, str] | None = None,
+) -> Settings:
+    settings = Settings(project_dir=project_dir)
+    sources = {f.name: "default" for f in dataclasses.fields(Settings) if f.name != "sources"}
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    recorded = recorded or {}
+    layers.append((".env (recorded)", {
+        name: recorded[key] for name, (_, key) in _ENVIRONMENT.items()
+        if key and recorded.get(key) and name not in _RECORDED_ONLY_WHEN_AUTO
+    }))
+    layers.append(("profile", dict(profile or {})))
+    layers.append(("environment", {
+        name: environ[var] for name, (var, _) in _ENVIRONMENT.items() if environ.get(var)
+    }))
+    layers.append(("command line", {k: v for k, v in cli.items() if v is not None}))
+    for origin, values in layers:
+        for name, raw in values.items():
+            setattr(settings, name, _convert(name, raw, origin))
+            sources[name] = origin
+    if settings.mode == "auto" and recorded.get("LEARNING_MODE") in MODES[1:]:
+        settings.mode = recorded["LEARNING_MODE"]
+        sources["mode"] = ".env (recorded)"
+    if settings.mode not in MODES:
+        raise ConfigError(f"unknown mode {settings.mode!r} (from {sources['mode']})",
+                          hint=f"use one of: {', '.join(MODES)}")
+    if settings.binaries not in BINARIES:
+        raise ConfigError(f"unknown binaries {settings.binaries!r} (from {sources['binaries']})",
+                          hint=f"use one of: {', '.join(BINARIES)}")
+    settings.sources = sources
+    return settings

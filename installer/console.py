@@ -1,0 +1,98 @@
+"""The one output layer: rich for people, a single JSON document for machines.
+
+Nothing else in the installer prints. Steps report through `step()`, long waits through
+`working()`, errors through `error()`. With `--json` human output is suppressed and the command
+emits one JSON object on stdout at the end. rich honours NO_COLOR and non-terminals by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console as RichConsole
+from rich.markup import escape
+from rich.table import Table
+
+from installer.errors import InstallerError
+
+MARKS = {
+    "ok": "[green]✓[/]",
+    "changed": "[cyan]✓[/]",
+    "planned": "[yellow]→[/]",
+    "failed": "[red]✗[/]",
+    "skipped": "[dim]–[/]",
+    "warning": "[yellow]![/]",
+}
+
+
+class Console:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
+        self.json_mode = json_mode
+        self.quiet = quiet or json_mode
+        self.verbose = verbose
+        self.out = RichConsole(highlight=False, soft_wrap=True)
+        self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+        self.steps: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+
+    # -- plain lines -------------------------------------------------------------------------
+    def heading(self, text: str) -> None:
+        if not self.quiet:
+            self.out.print(f"[bold]{escape(text)}[/]")
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.out.print(escape(text))
+
+    def detail(self, text: str) -> None:
+        """Shown with --verbose only."""
+        if self.verbose and not self.json_mode:
+            self.out.print(f"[dim]{escape(text)}[/]")
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        if not self.json_mode:
+            self.err.print(f"{MARKS['warning']} {escape(text)}")
+
+    # -- steps -------------------------------------------------------------------------------
+    def step(self, title: str, state: str, detail: str = "") -> None:
+        """Record one step's outcome: ok (nothing to do), changed, planned, failed, skipped."""
+        self.steps.append({"step": title, "state": state, "detail": detail})
+        if self.quiet and state != "failed":
+            return
+        suffix = f" [dim]— {escape(detail)}[/]" if detail else ""
+        self.out.print(f"{MARKS[state]} {escape(title)}{suffix}")
+
+    @contextmanager
+    def working(self, title: str) -> Iterator[None]:
+        """A spinner while something slow runs (only on a terminal)."""
+        if self.quiet or not self.out.is_terminal:
+            yield
+            return
+        with self.out.status(escape(title) + "…"):
+            yield
+
+    def table(self, table: Table) -> None:
+        if not self.quiet:
+            self.out.print(table)
+
+    # -- machine output and errors -----------------------------------------------------------
+    def emit_json(self, payload: dict[str, Any]) -> None:
+        if self.json_mode:
+            payload = {**payload, "steps": self.steps, "warnings": self.warnings}
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+    def error(self, exc: InstallerError) -> None:
+        if self.json_mode:
+            self.emit_json({"ok": False, "error": exc.message, "hint": exc.hint,
+                            "exit_code": int(exc.exit_code)})
+            return
+        self.err.print(f"[red bold]error:[/] {escape(exc.message)}")
+        if exc.details:
+            self.err.print(escape(exc.details.rstrip()))
+        if exc.hint:
+            self.err.print(f"[bold]hint:[/] {escape(exc.hint)}")

@@ -1,0 +1,41 @@
+"""The agent role's password in `~/.pgpass`, so committed MCP configs need none.
+
+libpq and node-postgres (inside the MCP server) both read `~/.pgpass` when the connection URL
+has no password. Our line is matched by host:port:database:user and replaced; every other line
+stays. The file is written atomically with mode 0600 (libpq ignores it otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from installer.fileutil import write_atomic
+
+
+def pgpass_path() -> Path:
+    return Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def pgpass_line(host: str, port: int, database: str, user: str, password: str) -> str:
+    return ":".join(_escape(str(v)) for v in (host, port, database, user, password))
+
+
+def merge_pgpass(existing: str, line: str) -> str:
+    key = line.rsplit(":", 1)[0] + ":"
+    kept = [old for old in existing.splitlines() if not old.startswith(key)]
+    return "\n".join([*kept, line]) + "\n"
+
+
+def remove_from_pgpass(existing: str, host: str, port: int, database: str, user: str) -> str:
+    key = pgpass_line(host, port, database, user, "").rstrip(":") + ":"
+    kept = [old for old in existing.splitlines() if not old.startswith(key)]
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+def write_pgpass(path: Path, text: str) -> None:
+    write_atomic(path, text.encode("utf-8"), mode=0o600)

@@ -1,0 +1,112 @@
+"""Install steps that write files or the schema: .env, migrations, ~/.pgpass, MCP config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from installer.credentials import ConnInfo, mask
+from installer.envfile import read_env, write_env
+from installer.mcp_config import (
+    load_json_config,
+    merged_claude_config,
+    server_entry,
+    write_claude_config,
+)
+from installer.migrations import Migrator, refuse_unsafe
+from installer.modules import select_modules
+from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, write_pgpass
+from installer.steps import Check, Step, ok
+
+_SECRET_KEYS = ("PASSWORD", "DATABASE_URL")
+
+
+def _shown(key: str, value: str) -> str:
+    return mask(value) if any(word in key for word in _SECRET_KEYS) else value
+
+
+class EnvFileStep(Step):
+    def __init__(self, path: Path, values: dict[str, str]):
+        self.path = path
+        self.values = values
+        self.title = f"{path.name} with connection settings (mode 0600)"
+
+    def check(self) -> Check:
+        current = read_env(self.path)
+        changed = [key for key, value in self.values.items() if current.get(key) != value]
+        if not self.path.exists():
+            return Check("create", f"write {self.path}")
+        if changed:
+            return Check("change", ", ".join(f"{k}={_shown(k, self.values[k])}" for k in changed))
+        if self.path.stat().st_mode & 0o777 != 0o600:
+            return Check("repair", "permissions to 0600")
+        return ok()
+
+    def apply(self, check: Check) -> str:
+        write_env(self.path, self.values)
+        return f"{'wrote' if check.state == 'create' else 'updated'} {self.path}"
+
+
+class MigrationsStep(Step):
+    title = "Schema migrations"
+
+    def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
+        self.migrator = Migrator(owner.kwargs(), select_modules(sql_dir, modules))
+
+    def check(self) -> Check:
+        try:
+            current = self.migrator.plan()
+        except psycopg.OperationalError:
+            return Check("blocked", "after the learning database exists")
+        refuse_unsafe(current, allow_out_of_order=False)
+        if current.pending:
+            return Check("change", "apply " + ", ".join(m.id for m in current.pending))
+        return ok(f"{len(current.applied)} applied, none pending")
+
+    def apply(self, check: Check) -> str:
+        applied = self.migrator.migrate()
+        return "applied " + ", ".join(m.id for m in applied) if applied else "none pending"
+
+
+class PgpassStep(Step):
+    def __init__(self, agent: ConnInfo):
+        self.agent = agent
+        self.path = pgpass_path()
+        self.title = f"Agent password in {self.path} (mode 0600)"
+
+    def _line(self) -> str:
+        a = self.agent
+        return pgpass_line(a.host, a.port, a.dbname, a.user, a.password or "")
+
+    def check(self) -> Check:
+        if not self.path.exists():
+            return Check("create", f"write {self.path}")
+        if self._line() not in self.path.read_text().splitlines():
+            return Check("change", f"entry for {self.agent.user}@{self.agent.host}:{self.agent.port}")
+        if self.path.stat().st_mode & 0o777 != 0o600:
+            return Check("repair", "permissions to 0600")
+        return ok()
+
+    def apply(self, check: Check) -> str:
+        existing = self.path.read_text() if self.path.exists() else ""
+        write_pgpass(self.path, merge_pgpass(existing, self._line()))
+        return f"entry for {self.agent.user} written"
+
+
+class McpConfigStep(Step):
+    def __init__(self, path: Path, agent: ConnInfo):
+        self.path = path
+        self.agent = agent
+        self.title = f"MCP server in {path.name} (read-only role, no password)"
+
+    def check(self) -> Check:
+        current = load_json_config(self.path)
+        if current == merged_claude_config(current, server_entry(self.agent)) and current:
+            return ok()
+        return Check("create" if not self.path.exists() else "change",
+                     f"learning-db server for {self.agent.user}")
+
+    def apply(self, check: Check) -> str:
+        write_claude_config(self.path, self.agent)
+        return f"{'wrote' if check.state == 'create' else 'merged into'} {self.path}"

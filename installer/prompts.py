@@ -1,0 +1,18 @@
+"""Questions to a person — only ever asked on a terminal."""
+
+from __future__ import annotations
+
+import sys
+
+import questionary
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def confirm(question: str) -> bool:
+    """Ask yes/no on a terminal; without one the answer is no (pass --yes to agree)."""
+    if not interactive():
+        return False
+    return bool(questionary.confirm(question, default=False).ask())

@@ -1,0 +1,201 @@
+"""Roles, the learning database, extensions and grants — created idempotently as the admin.
+
+Three roles: the admin (cluster superuser in native mode), the owner of the learning database
+(migrations and data writes; `DATABASE_URL`), and the read-only agent role used by MCP
+servers: SELECT only, `default_transaction_read_only` on, CONNECT on the learning database
+only. Passwords are sent as SCRAM verifiers computed client-side, so the clear text never
+reaches the server's logs or a command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from installer.credentials import ConnInfo
+from installer.errors import ServerError
+from installer.steps import Check, Step, ok
+
+
+@dataclass(frozen=True)
+class Roles:
+    database: str
+    owner: str
+    owner_password: str
+    agent: str
+    agent_password: str
+    lock_other_databases: bool  # native: we own the cluster, so PUBLIC loses CONNECT elsewhere
+
+
+def _connect(conn: ConnInfo, **extra: object) -> psycopg.Connection:
+    return psycopg.connect(**conn.kwargs(**extra))
+
+
+def can_login(conn: ConnInfo) -> bool:
+    try:
+        with _connect(conn, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def server_answers(admin: ConnInfo) -> bool:
+    return can_login(admin)
+
+
+def _set_password(conn: psycopg.Connection, role: str, password: str, create: bool) -> None:
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    verb = "CREATE ROLE {} LOGIN PASSWORD {}" if create else "ALTER ROLE {} LOGIN PASSWORD {}"
+    conn.execute(sql.SQL(verb).format(sql.Identifier(role), sql.Literal(verifier.decode())))
+
+
+class RolesAndDatabaseStep(Step):
+    title = "Roles and learning database"
+
+    def __init__(self, admin: ConnInfo, roles: Roles):
+        self.admin = admin
+        self.roles = roles
+
+    def _problems(self) -> list[str] | None:
+        """What is off, or None when the server cannot be asked yet."""
+        r = self.roles
+        try:
+            with _connect(self.admin, autocommit=True) as conn:
+                existing = {row[0] for row in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([r.owner, r.agent],))}
+                db = conn.execute(
+                    "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
+                    "'CONNECT') FROM pg_database WHERE datname = %s", (r.database,)).fetchone()
+                agent_settings = conn.execute(
+                    "SELECT coalesce(array_to_string(setconfig, ','), '') FROM pg_db_role_setting "
+                    "s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = %s AND "
+                    "s.setdatabase = 0", (r.agent,)).fetchone()
+        except psycopg.OperationalError:
+            return None
+        problems = [f"role {name} missing" for name in (r.owner, r.agent) if name not in existing]
+        if db is None:
+            problems.append(f"database {r.database} missing")
+        elif db[0] != r.owner or db[1]:
+            problems.append(f"database {r.database} ownership or CONNECT rights")
+        if r.agent in existing and "default_transaction_read_only=on" not in (
+                agent_settings[0] if agent_settings else ""):
+            problems.append(f"role {r.agent} not read-only by default")
+        if db is not None:
+            for role, password in ((r.owner, r.owner_password), (r.agent, r.agent_password)):
+                if role in existing and not can_login(
+                        self.admin.to(user=role, password=password, dbname=r.database)):
+                    problems.append(f"role {role} does not accept the password in .env")
+        return problems
+
+    def check(self) -> Check:
+        problems = self._problems()
+        if problems is None:
+            return Check("blocked", "after the server answers")
+        if not problems:
+            return ok(f"{self.roles.database} owned by {self.roles.owner}; "
+                      f"{self.roles.agent} read-only")
+        state = "create" if any("missing" in p for p in problems) else "repair"
+        return Check(state, "; ".join(problems))
+
+    def apply(self, check: Check) -> str:
+        r = self.roles
+        try:
+            with _connect(self.admin, autocommit=True) as conn:
+                existing = {row[0] for row in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([r.owner, r.agent],))}
+                for role, password in ((r.owner, r.owner_password), (r.agent, r.agent_password)):
+                    _set_password(conn, role, password, create=role not in existing)
+                agent = sql.Identifier(r.agent)
+                conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                     "NOREPLICATION").format(agent))
+                conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on")
+                             .format(agent))
+                conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(agent))
+                database = sql.Identifier(r.database)
+                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                (r.database,)).fetchone() is None:
+                    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' "
+                                         "TEMPLATE template0").format(database,
+                                                                      sql.Identifier(r.owner)))
+                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    database, sql.Identifier(r.owner)))
+                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+                conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, agent))
+                if r.lock_other_databases:
+                    for other in ("postgres", "template1"):
+                        conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
+                                     .format(sql.Identifier(other)))
+            with _connect(self.admin.to(dbname=r.database), autocommit=True) as conn:
+                conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(agent))
+        except psycopg.Error as exc:
+            raise ServerError(f"could not create the roles or the database: {exc}".strip(),
+                              hint="the admin role needs CREATEROLE and CREATEDB") from exc
+        return check.detail or "created"
+
+
+class VectorExtensionStep(Step):
+    title = "pgvector extension"
+
+    def __init__(self, admin: ConnInfo, database: str):
+        self.admin = admin.to(dbname=database)
+
+    def _state(self) -> tuple[bool, bool] | None:
+        try:
+            with _connect(self.admin) as conn:
+                available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = "
+                                         "'vector'").fetchone() is not None
+                installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = "
+                                         "'vector'").fetchone() is not None
+                return available, installed
+        except psycopg.OperationalError:
+            return None
+
+    def check(self) -> Check:
+        state = self._state()
+        if state is None:
+            return Check("blocked", "after the learning database exists")
+        available, installed = state
+        if installed:
+            return ok("installed")
+        if not available:
+            return ok("not available on this server: embeddings use the real[] fallback")
+        return Check("create", "CREATE EXTENSION vector")
+
+    def apply(self, check: Check) -> str:
+        with _connect(self.admin, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        return "installed"
+
+
+class AgentGrantsStep(Step):
+    """After migrations: the agent role reads every table of the learning schema, nothing more."""
+
+    title = "Read-only grants for the agent role"
+
+    def __init__(self, owner: ConnInfo, agent: str):
+        self.owner = owner
+        self.agent = agent
+
+    def check(self) -> Check:
+        try:
+            with _connect(self.owner) as conn:
+                missing = [row[0] for row in conn.execute(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                    "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r','v','m','p') "
+                    "AND NOT has_table_privilege(%s, c.oid, 'SELECT') ORDER BY 1", (self.agent,))]
+        except psycopg.OperationalError:
+            return Check("blocked", "after the learning database exists")
+        if missing:
+            return Check("change", f"SELECT on {len(missing)} table(s)")
+        return ok()
+
+    def apply(self, check: Check) -> str:
+        agent = sql.Identifier(self.agent)
+        with _connect(self.owner, autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(agent))
+            conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON "
+                                 "TABLES TO {}").format(agent))
+        return f"granted {check.detail}"

@@ -1,0 +1,73 @@
+"""Install steps and the one runner that executes them.
+
+Each step can `check` the current state without changing anything and `apply` what is off.
+`--dry-run` and `status` only check; an install applies the steps whose check is not ok, in
+order, so a re-run on a healthy installation changes nothing and a re-run on a broken one
+repairs exactly what is broken.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+from installer.console import Console
+
+State = Literal["ok", "create", "change", "repair", "blocked"]
+
+
+@dataclass(frozen=True)
+class Check:
+    state: State
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+def ok(detail: str = "") -> Check:
+    return Check("ok", detail)
+
+
+class Step(ABC):
+    """One provisioning action with a title shown to the user."""
+
+    title: str
+
+    @abstractmethod
+    def check(self) -> Check:
+        """The current state; must not change anything."""
+
+    @abstractmethod
+    def apply(self, check: Check) -> str:
+        """Bring the state in line; returns a short description of what was done."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    title: str
+    state: str  # ok | changed | planned
+    detail: str
+    check: Check
+
+
+def run_steps(steps: list[Step], console: Console, *, dry_run: bool = False) -> list[StepResult]:
+    results = []
+    for step in steps:
+        check = step.check()
+        if check.ok:
+            result = StepResult(step.title, "ok", check.detail, check)
+        elif dry_run:
+            verb = {"create": "will create", "change": "will change", "repair": "will repair",
+                    "blocked": "waits for an earlier step"}[check.state]
+            result = StepResult(step.title, "planned", f"{verb}: {check.detail}".rstrip(": "),
+                                check)
+        else:
+            with console.working(step.title):
+                done = step.apply(check)
+            result = StepResult(step.title, "changed", done, check)
+        console.step(result.title, result.state, result.detail)
+        results.append(result)
+    return results
