@@ -1,0 +1,1 @@
+"""Backends: where the PostgreSQL server runs (native, docker, external)."""
