@@ -14,7 +14,8 @@ from installer import commands
 from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError
 
-COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect")
+COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "export",
+            "import", "hooks")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--accept-checksum", metavar="MODULE/NNN_name",
                          help="record the current checksum of an edited, applied file")
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
+    sub.add_parser("export", parents=[common], help="write the learning data to exports/")
+    imports = sub.add_parser("import", parents=[common],
+                             help="load exports/ (or --from DIR) into the learning database")
+    imports.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                         help="an export folder, or a folder of legacy CSV files")
+    imports.add_argument("--force", action="store_true",
+                         help="import files that do not match manifest.json")
+    hooks = sub.add_parser("hooks", parents=[common],
+                           help="install or remove the git pre-push hook that exports on push")
+    hooks.add_argument("action", metavar="{install,uninstall}",
+                       choices=("install", "uninstall", "run-pre-push", "follow-up-push"))
+    hooks.add_argument("hook_args", nargs="*", help=argparse.SUPPRESS)
+    hooks.add_argument("--git-pid", type=int, default=0, help=argparse.SUPPRESS)
     return parser
 
 

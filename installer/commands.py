@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ from rich.table import Table
 
 from installer.console import Console
 from installer.envfile import remove_env_keys
-from installer.errors import ConfigError, ExitCode
+from installer.errors import ConfigError, ExitCode, InstallerError
+from installer.exchange import hook
+from installer.exchange.import_ import find_source
+from installer.exchange.sync import run_export, run_import
 from installer.installation import Installation
 from installer.mcp_config import remove_claude_entry
 from installer.migrations import Migrator
@@ -48,7 +52,8 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     installation = _load(project_dir, settings, console)
     _report_detection(installation, console)
     console.heading("Plan" if dry_run else "Install")
-    results = run_steps(installation.steps(), console, dry_run=dry_run)
+    steps = installation.steps(console)
+    results = run_steps(steps, console, dry_run=dry_run)
     changed = [r for r in results if r.state in ("changed", "planned")]
     summary = _summary(installation, results)
     if dry_run:
@@ -65,6 +70,9 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     console.info(f"  agent role (read-only): {installation.settings.agent_role}")
     console.info(f"  files: {installation.settings.env_path}, {project_dir / '.mcp.json'}")
     console.info("  next: `python install.py status`; agents connect through .mcp.json")
+    deferred = [step.deferred_error for step in steps if step.deferred_error]
+    if deferred:
+        raise deferred[0]
     console.emit_json({"ok": True, "changes": len(changed), **summary})
     return ExitCode.OK
 
@@ -215,4 +223,61 @@ def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     _report_detection(installation, console)
     console.emit_json({"detected": installation.detection.as_dict(),
                        "mode": installation.settings.mode})
+    return ExitCode.OK
+
+
+def cmd_export(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+               console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    _require_installed(installation)
+    exports = installation.settings.exports_dir
+    result = run_export(installation.owner_conn(), exports, console)
+    console.info(f"{len(result.changed_files)} file(s) changed in {exports}" if result.changed
+                 else f"{exports} is up to date: no file changed")
+    console.emit_json({"ok": True, "changed_files": result.changed_files,
+                       "rows": {n: e.rows for n, e in result.manifest.tables.items()}})
+    return ExitCode.OK
+
+
+def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+               console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    _require_installed(installation)
+    exports = installation.settings.exports_dir
+    folder = Path(args.from_dir).resolve() if getattr(args, "from_dir", None) else exports
+    source = find_source(folder)
+    if source is None:
+        console.info(f"no exports to import in {folder}")
+        console.emit_json({"ok": True, "tables": {}})
+        return ExitCode.OK
+    outcomes, problem = run_import(installation.owner_conn(), source, console,
+                                   force=bool(getattr(args, "force", False)),
+                                   record=folder == exports)
+    if problem:
+        raise problem
+    console.emit_json({"ok": True, "tables": {o.table: {
+        "rows": o.rows, "imported": o.imported, "updated": o.updated, "present": o.present,
+        "note": o.note} for o in outcomes}})
+    return ExitCode.OK
+
+
+def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+              console: Console) -> ExitCode:
+    action, extra = args.action, list(getattr(args, "hook_args", []))
+    if action == "install":
+        console.step("git pre-push hook", "changed", hook.install_hook(project_dir))
+    elif action == "uninstall":
+        console.step("git pre-push hook", "changed", hook.uninstall_hook(project_dir))
+    elif action == "follow-up-push":
+        return ExitCode(hook.follow_up_push(project_dir, args.git_pid, extra[0], extra[1:]) and 1)
+    else:  # run-pre-push, called by the hook: never fails the push
+        lines = sys.stdin.read().splitlines()
+        try:
+            installation = _load(project_dir, settings, console, probe_docker=False)
+            done = hook.run_pre_push(project_dir, installation.owner_conn(), console,
+                                     extra[0] if extra else "origin", lines, args.git_pid)
+            console.info(f"learning export: {done}")
+        except InstallerError as exc:
+            console.warn(f"learning export skipped, the push goes on: {exc.message}")
+    console.emit_json({"ok": True})
     return ExitCode.OK

@@ -66,6 +66,8 @@ _ENVIRONMENT = {
     "agent_role": ("LEARNING_AGENT_ROLE", "LEARNING_AGENT_USER"),
     "admin_user": ("LEARNING_ADMIN_USER", "LEARNING_ADMIN_USER"),
     "service_user": ("LEARNING_SERVICE_USER", None),
+    "import_exports": ("LEARNING_IMPORT_EXPORTS", None),
+    "install_hooks": ("LEARNING_INSTALL_HOOKS", None),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
 }
 # The mode recorded in .env is where the installation lives; re-runs go back to it.

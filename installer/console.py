@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console as RichConsole
 from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.status import Status
 from rich.table import Table
 
 from installer.errors import InstallerError
@@ -38,6 +40,7 @@ class Console:
         self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
         self.steps: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self._status: Status | None = None
 
     # -- plain lines -------------------------------------------------------------------------
     def heading(self, text: str) -> None:
@@ -73,8 +76,25 @@ class Console:
         if self.quiet or not self.out.is_terminal:
             yield
             return
-        with self.out.status(escape(title) + "…"):
+        with self.out.status(escape(title) + "…") as self._status:
             yield
+        self._status = None
+
+    @contextmanager
+    def progress(self, title: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A progress bar over `total` bytes (terminal only, total > 0); yields advance(n)."""
+        if self.quiet or not self.out.is_terminal or total <= 0:
+            yield lambda n: None
+            return
+        paused = self._status  # rich shows one live display at a time
+        if paused:
+            paused.stop()
+        columns = (TextColumn(escape(title)), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=self.out, transient=True) as bar:
+            task = bar.add_task(title, total=total)
+            yield lambda n: bar.advance(task, n)
+        if paused:
+            paused.start()
 
     def table(self, table: Table) -> None:
         if not self.quiet:

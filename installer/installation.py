@@ -20,6 +20,7 @@ from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.errors import ConfigError, EnvironmentProblem
+from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
@@ -82,13 +83,18 @@ class Installation:
             cred.AGENT_PASSWORD: self.passwords.agent,
         }
 
-    def steps(self) -> list[Step]:
+    def steps(self, console: Console | None = None) -> list[Step]:
         """The whole install, in order. Credentials reach .env before any server uses them."""
         s = self.settings
         admin = self.backend.admin_conn()
         roles = Roles(database=s.database, owner=s.owner_role, owner_password=self.passwords.owner,
                       agent=s.agent_role, agent_password=self.passwords.agent,
                       lock_other_databases=self.backend.mode == "native")
+        exchange: list[Step] = []
+        if s.import_exports:
+            exchange.append(ImportExportsStep(self.owner_conn(), s.exports_dir,
+                                              console or Console(quiet=True)))
+        hooks: list[Step] = [PrePushHookStep(s.project_dir)] if s.install_hooks else []
         return [
             EnvFileStep(s.env_path, self.env_values()),
             *self.backend.server_steps(),
@@ -96,8 +102,10 @@ class Installation:
             VectorExtensionStep(admin, s.database),
             MigrationsStep(self.owner_conn(), s.sql_dir),
             AgentGrantsStep(self.owner_conn(), s.agent_role),
+            *exchange,
             PgpassStep(self.agent_conn()),
             McpConfigStep(s.project_dir / ".mcp.json", self.agent_conn()),
+            *hooks,
         ]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from installer.console import Console
+from installer.errors import InstallerError
 
 State = Literal["ok", "create", "change", "repair", "blocked"]
 
@@ -35,6 +36,9 @@ class Step(ABC):
     """One provisioning action with a title shown to the user."""
 
     title: str
+    # A problem found by apply() that must fail the run without stopping the steps after it
+    # (e.g. a bad export file): the install goes on and exits non-zero at the end.
+    deferred_error: InstallerError | None = None
 
     @abstractmethod
     def check(self) -> Check:

@@ -1,0 +1,194 @@
+"""The git pre-push hook: on push, export the learning data and commit it when it changed.
+
+Git has already chosen what the running push sends when the hook starts, so the export
+commit cannot join it. The hook commits the changed exports on the current branch (only the
+exports/ paths; other staged work stays staged) and starts a detached follow-up
+`git push --no-verify <remote> <commit>:<branch>` that waits for the running push to end; its
+output goes to .git/learning-export-push.log. If that push cannot happen (push rejected, no
+network) the commit simply goes with the next push: nothing is lost. A failing export never
+blocks the push, and `git push --no-verify` skips the hook altogether. An existing pre-push
+hook is kept as pre-push.chained and runs first; when it fails, the push fails as before.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.console import Console
+from installer.credentials import ConnInfo
+from installer.errors import ConfigError, InstallerError
+from installer.exchange.sync import run_export
+from installer.fileutil import write_atomic
+
+MARKER = "# learning-installer pre-push hook"
+CHAINED = "pre-push.chained"
+SKIP_ENV = "LEARNING_SKIP_EXPORT_HOOK"
+PUSH_LOG = "learning-export-push.log"
+_ZERO = "0" * 40
+_BUSY = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "rebase-merge", "rebase-apply")
+
+
+def git(project_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["git", *args], cwd=project_dir, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, check=False)
+    if check and result.returncode != 0:
+        raise InstallerError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def _git_path(project_dir: Path, name: str) -> Path | None:
+    result = git(project_dir, "rev-parse", "--git-path", name, check=False)
+    if result.returncode != 0:
+        return None
+    path = Path(result.stdout.strip())
+    return path if path.is_absolute() else project_dir / path
+
+
+def hook_path(project_dir: Path) -> Path | None:
+    """Where git looks for this repository's pre-push hook; None outside a git work tree."""
+    hooks = _git_path(project_dir, "hooks")
+    return hooks / "pre-push" if hooks else None
+
+
+def hook_script(project_dir: Path) -> str:
+    python, install = shlex.quote(sys.executable), shlex.quote(str(project_dir / "install.py"))
+    project = shlex.quote(str(project_dir))
+    return f"""#!/bin/sh
+{MARKER} (`python install.py hooks uninstall` removes it).
+# Exports the learning database to exports/ and commits it; never blocks the push.
+input=$(cat)
+chained="$(dirname "$0")/{CHAINED}"
+if [ -x "$chained" ]; then
+    printf '%s\\n' "$input" | "$chained" "$@" || exit $?
+fi
+[ -n "${{{SKIP_ENV}:-}}" ] && exit 0
+printf '%s\\n' "$input" | {python} {install} hooks run-pre-push --project-dir {project} \\
+    --git-pid "$PPID" -- "$@" \\
+    || echo "learning export: the hook failed (see above); the push goes on" >&2
+exit 0
+"""
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        return MARKER in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def install_hook(project_dir: Path) -> str:
+    path = hook_path(project_dir)
+    if path is None:
+        raise ConfigError(f"{project_dir} is not a git work tree", hint="run `git init` first")
+    chained = path.with_name(CHAINED)
+    done = "installed"
+    if path.exists() and not is_ours(path):
+        if chained.exists():
+            raise ConfigError(f"both {path} and {chained} exist",
+                              hint=f"merge them into {chained} and remove {path}, then retry")
+        path.rename(chained)
+        done = f"installed; your existing hook runs first ({chained.name})"
+    write_atomic(path, hook_script(project_dir).encode(), mode=0o755)
+    return f"{done}: {path}"
+
+
+def uninstall_hook(project_dir: Path) -> str:
+    path = hook_path(project_dir)
+    if path is None or not is_ours(path):
+        return "not installed"
+    path.unlink()
+    chained = path.with_name(CHAINED)
+    if chained.exists():
+        chained.rename(path)
+        return f"removed; your earlier hook is back in {path}"
+    return f"removed {path}"
+
+
+@dataclass(frozen=True)
+class PushedRef:
+    local_ref: str
+    local_sha: str
+    remote_ref: str
+
+
+def parse_refs(lines: list[str]) -> list[PushedRef]:
+    refs = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 4 and parts[1] != _ZERO:
+            refs.append(PushedRef(parts[0], parts[1], parts[2]))
+    return refs
+
+
+def _why_not(project_dir: Path, refs: list[PushedRef]) -> str | None:
+    branch = git(project_dir, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
+    if not branch:
+        return "HEAD is detached"
+    if any((p := _git_path(project_dir, name)) and p.exists() for name in _BUSY):
+        return "a merge, rebase or cherry-pick is in progress"
+    head = git(project_dir, "rev-parse", "HEAD").stdout.strip()
+    if not any(r.local_ref == branch and r.local_sha == head for r in refs):
+        return "this push does not send the checked-out branch"
+    return None
+
+
+def run_pre_push(project_dir: Path, owner: ConnInfo, console: Console, remote: str,
+                 lines: list[str], git_pid: int) -> str:
+    """Export, commit changed exports, schedule their push. Returns what happened."""
+    refs = parse_refs(lines)
+    reason = _why_not(project_dir, refs)
+    if reason:
+        return f"no export: {reason}"
+    result = run_export(owner, project_dir / "exports", console)
+    git(project_dir, "add", "--", "exports")
+    if not git(project_dir, "status", "--porcelain", "--", "exports").stdout.strip():
+        return "exports unchanged"
+    message = "Update learning exports\n\n" + "\n".join(
+        f"{name}: {entry.rows} rows" for name, entry in sorted(result.manifest.tables.items()))
+    git(project_dir, "commit", "--no-verify", "--quiet", "-m", message, "--", "exports")
+    commit = git(project_dir, "rev-parse", "HEAD").stdout.strip()
+    branch = git(project_dir, "symbolic-ref", "-q", "HEAD").stdout.strip()
+    targets = [r.remote_ref for r in refs if r.local_ref == branch]
+    log = _git_path(project_dir, PUSH_LOG) or project_dir / PUSH_LOG
+    with log.open("a") as out:
+        subprocess.Popen(
+            [sys.executable, str(project_dir / "install.py"), "hooks", "follow-up-push",
+             "--project-dir", str(project_dir), "--git-pid", str(git_pid), "--", remote,
+             *(f"{commit}:{ref}" for ref in targets)],
+            cwd=project_dir, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True, env={**os.environ, SKIP_ENV: "1"})
+    return (f"exports committed as {commit[:10]}; it is pushed to {remote} right after this "
+            f"push (log: {log})")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def follow_up_push(project_dir: Path, git_pid: int, remote: str, refspecs: list[str],
+                   timeout: float = 600) -> int:
+    """Wait for the push that ran the hook to end, then push the export commit."""
+    deadline = time.monotonic() + timeout
+    while git_pid > 1 and _alive(git_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    result = subprocess.run(["git", "push", "--no-verify", remote, *refspecs], cwd=project_dir,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            check=False, env={**os.environ, SKIP_ENV: "1"})
+    log = _git_path(project_dir, PUSH_LOG) or project_dir / PUSH_LOG
+    with log.open("a") as out:
+        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} git push {remote} "
+                  f"{' '.join(refspecs)}: exit {result.returncode}\n"
+                  f"{result.stdout}{result.stderr}")
+    return result.returncode

@@ -1,0 +1,313 @@
+"""Import exports into the learning database: verified, streamed, all or nothing per file.
+
+Each file loads in its own transaction. Into an empty table it is streamed with COPY straight
+into the table; otherwise COPY fills a temporary staging table and one
+`INSERT … ON CONFLICT (id)` merges it: rows already present are kept, except that in a table
+with `updated_at` an incoming row with a newer `updated_at` replaces the local one (last
+writer wins). The file's SHA-256 is computed while it streams and compared with the manifest
+before commit, so a file that fails any check leaves nothing behind. User triggers of the
+table are disabled for the load (as pg_restore does), so `updated_at` keeps its exported value.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from installer.console import Console
+from installer.credentials import ConnInfo
+from installer.exchange import catalog, legacy, locate
+from installer.exchange.manifest import (
+    CSV_DIR,
+    MANIFEST_NAME,
+    Manifest,
+    TableEntry,
+    read_manifest,
+)
+
+_CHUNK = 1 << 20
+PROGRESS_MIN_BYTES = 8 << 20
+_STAGE = sql.Identifier("_learning_import")
+_TRIGGER_ENABLE = {"O": "ENABLE TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A folder to import: an export with manifest.json, or bare CSV files (legacy)."""
+
+    root: Path
+    manifest: Manifest | None
+    files: dict[str, Path]  # table -> file
+    unlisted: tuple[Path, ...] = ()  # CSV files the manifest does not mention
+
+    @property
+    def fingerprint(self) -> str | None:
+        path = self.root / MANIFEST_NAME
+        return hashlib.sha256(path.read_bytes()).hexdigest() if self.manifest else None
+
+
+def find_source(directory: Path) -> Source | None:
+    """What `directory` holds to import, or None when it holds nothing."""
+    if (directory / MANIFEST_NAME).exists():
+        manifest = read_manifest(directory / MANIFEST_NAME)
+        files = {name: directory / entry.file for name, entry in manifest.tables.items()}
+        listed = set(files.values())
+        unlisted = tuple(p for p in sorted((directory / CSV_DIR).glob("*.csv"))
+                         if p not in listed)
+        return Source(directory, manifest, files, unlisted)
+    folder = directory / CSV_DIR if (directory / CSV_DIR).is_dir() else directory
+    files = {p.stem: p for p in sorted(folder.glob("*.csv"))}
+    return Source(directory, None, files) if files else None
+
+
+@dataclass
+class FileOutcome:
+    table: str
+    path: Path
+    rows: int = 0
+    imported: int = 0
+    updated: int = 0
+    error: str | None = None  # nothing from the file was imported
+    note: str | None = None  # nothing to import, and that is fine
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.imported - self.updated
+
+
+class BadFile(Exception):
+    """A file that cannot be imported; the message names file, line and column."""
+
+
+@dataclass
+class _Layout:
+    header: list[str]
+    staged: list[str]  # COPY column names, in file order (file names mapped to ours)
+    targets: list[catalog.Column]  # the table's columns the file provides
+    ignored: list[str]
+    file_names: dict[str, str]  # staged name -> name in the file, where they differ
+    legacy_ids: bool
+
+
+def _read_header(path: Path) -> list[str] | None:
+    with path.open("rb") as handle:
+        first = handle.readline()
+    if not first.strip():
+        return None
+    try:
+        text = first.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise BadFile(f"{path}, line 1: the header is not valid UTF-8") from exc
+    return next(csv.reader([text]))
+
+
+def _layout(path: Path, table: catalog.Table, header: list[str], verified: bool) -> _Layout:
+    seen: set[str] = set()
+    layout = _Layout(header, [], [], [], {}, False)
+    for number, name in enumerate(header, start=1):
+        if not name or name in seen:
+            raise BadFile(f"{path}, line 1, column {number}: header name "
+                          f"{name!r} is empty or repeated")
+        seen.add(name)
+        target = table.column(name)
+        mapped = legacy.RENAMES.get(name)
+        if target is None and mapped and mapped not in header and table.column(mapped):
+            target = table.column(mapped)
+            layout.file_names[mapped] = name
+        if target is None:
+            layout.ignored.append(name)
+            layout.staged.append(name)
+        else:
+            layout.targets.append(target)
+            layout.staged.append(target.name)
+    if "id" not in header:
+        raise BadFile(f"{path}, line 1: the header has no id column")
+    layout.legacy_ids = not verified and legacy.has_integer_ids(path, header.index("id"))
+    return layout
+
+
+def _chunks(path: Path, layout: _Layout, table: str,
+            digest: hashlib._Hash) -> Iterator[tuple[bytes, int]]:
+    if layout.legacy_ids:
+        yield from legacy.rewrite_ids(path, table, layout.header.index("id"))
+        return
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            yield chunk, len(chunk)
+
+
+def _disable_triggers(conn: psycopg.Connection, table: catalog.Table) -> list[tuple[str, str]]:
+    triggers = conn.execute(
+        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = %s::regclass "
+        "AND NOT tgisinternal AND tgenabled IN ('O', 'A') ORDER BY tgname",
+        (table.ident.as_string(conn),)).fetchall()
+    for name, _ in triggers:
+        conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
+            table.ident, sql.Identifier(name)))
+    return triggers
+
+
+def _enable_triggers(conn: psycopg.Connection, table: catalog.Table,
+                     triggers: list[tuple[str, str]]) -> None:
+    for name, state in triggers:
+        conn.execute(sql.SQL("ALTER TABLE {} {} {}").format(
+            table.ident, sql.SQL(_TRIGGER_ENABLE[state]), sql.Identifier(name)))
+
+
+def _copy(conn: psycopg.Connection, target: sql.Composable, columns: list[str],
+          chunks: Iterator[tuple[bytes, int]], advance: Callable[[int], None]) -> int:
+    query = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
+        target, sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with conn.cursor() as cur:
+        with cur.copy(query) as copy:
+            for chunk, read in chunks:
+                copy.write(chunk)
+                advance(read)
+        return cur.rowcount
+
+
+def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout) -> tuple[int, int]:
+    """Staging table into the table; returns (inserted, updated)."""
+    names = [c.name for c in layout.targets]
+    columns = sql.SQL(", ").join(map(sql.Identifier, names))
+    values = sql.SQL(", ").join(c.import_expr(sql.Identifier(c.name)) for c in layout.targets)
+    insert = sql.SQL("INSERT INTO {} AS t ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} "
+                     ).format(table.ident, columns, values, _STAGE)
+    if not (table.last_writer_wins and "updated_at" in names):
+        with conn.cursor() as cur:
+            cur.execute(insert + sql.SQL("ON CONFLICT (id) DO NOTHING"))
+            return cur.rowcount, 0
+    updates = sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n),
+                                                                    sql.Identifier(n))
+                                 for n in names if n != "id")
+    query = sql.SQL("WITH merged AS ({} ON CONFLICT (id) DO UPDATE SET {} WHERE "
+                    "t.updated_at < EXCLUDED.updated_at RETURNING (xmax = 0) AS inserted) "
+                    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT "
+                    "inserted) FROM merged").format(insert, updates)
+    inserted, updated = conn.execute(query).fetchone()
+    return inserted, updated
+
+
+def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _Layout,
+          entry: TableEntry | None, outcome: FileOutcome,
+          advance: Callable[[int], None]) -> str:
+    """Load one file in one transaction; returns the SHA-256 of what was read."""
+    digest = hashlib.sha256()
+    chunks = _chunks(path, layout, table.name, digest)
+    with conn.transaction():
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.ident))
+        triggers = _disable_triggers(conn, table)
+        empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+            table.ident)).fetchone()[0]
+        if empty and not layout.ignored and not any(c.float_array for c in layout.targets):
+            outcome.rows = _copy(conn, table.ident, layout.staged, chunks, advance)
+            outcome.imported = outcome.rows
+        else:
+            types = {c.name: c.staging_type for c in layout.targets}
+            conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+                _STAGE, sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(types.get(n, "text")))
+                    for n in layout.staged)))
+            outcome.rows = _copy(conn, _STAGE, layout.staged, chunks, advance)
+            outcome.imported, outcome.updated = _merge(conn, table, layout)
+        if entry is not None and digest.hexdigest() != entry.sha256:
+            raise BadFile(f"{path} does not match its SHA-256 in {MANIFEST_NAME} (edited, "
+                          "truncated, or left over from a merge?)")
+        if entry is not None and outcome.rows != entry.rows:
+            raise BadFile(f"{path} holds {outcome.rows} rows; {MANIFEST_NAME} says {entry.rows}")
+        _enable_triggers(conn, table, triggers)
+    return digest.hexdigest()
+
+
+def _describe(exc: psycopg.Error, path: Path, layout: _Layout) -> str:
+    diag = exc.diag
+    context = diag.context or ""
+    where = ""
+    if "COPY" in context:
+        where = locate.copy_error_location(path, context, layout.header, layout.file_names)
+    else:  # raised while merging: find the row by its id, named in the error's detail
+        found = locate.UUID.search(diag.message_detail or "")
+        line = locate.line_of(path, found.group(0)) if found else None
+        where = f", line {line}" if line else ""
+        if diag.column_name:
+            where += f", column {diag.column_name}"
+    return f"{path}{where}: {diag.message_primary or exc}"
+
+
+def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
+                entry: TableEntry | None, console: Console, *, force: bool = False) -> FileOutcome:
+    """Import one file; `entry` is its manifest entry (None for bare CSV files). With `force`
+    a file that does not match its entry is imported anyway, with a warning."""
+    outcome = FileOutcome(table.name, path)
+    layout: _Layout | None = None
+    try:
+        header = _read_header(path)
+        if header is None:
+            outcome.note = "empty file (no header): nothing to import"
+            return outcome
+        layout = _layout(path, table, header, verified=entry is not None)
+        checked = None if force else entry
+        if layout.ignored:
+            outcome.warnings.append(
+                f"{path}: column(s) {', '.join(layout.ignored)} are not in table {table.name} "
+                "(dropped or renamed by a later migration?); their values are not imported")
+        size = path.stat().st_size
+        with console.progress(f"Importing {table.name}",
+                              size if size >= PROGRESS_MIN_BYTES else 0) as advance:
+            sha256 = _load(conn, table, path, layout, checked, outcome, advance)
+        if entry is not None and force and sha256 != entry.sha256:
+            outcome.warnings.append(f"{path} does not match {MANIFEST_NAME}; imported anyway "
+                                    "(--force)")
+    except BadFile as exc:
+        outcome.error = str(exc)
+    except legacy.LegacyRowError as exc:
+        assert layout is not None
+        line, column = exc.line, exc.column
+        if line is None:
+            line, column = locate.first_invalid_utf8(path, layout.header) or (None, None)
+        where = (f", line {line}" if line else "") + (f", column {column}" if column else "")
+        outcome.error = f"{path}{where}: {exc}"
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError) and conn.closed:
+            raise
+        outcome.error = _describe(exc, path, layout) if layout else f"{path}: {exc}"
+    if outcome.error:
+        outcome.rows = outcome.imported = outcome.updated = 0
+    return outcome
+
+
+def import_source(owner: ConnInfo, source: Source, console: Console, *,
+                  force: bool) -> list[FileOutcome]:
+    """Import every file of `source`; one bad file never stops the others."""
+    outcomes: list[FileOutcome] = []
+    with catalog.connect(owner, autocommit=True) as conn:
+        tables = {t.name: t for t in catalog.learning_tables(conn)}
+        for path in source.unlisted:
+            if not force:
+                outcomes.append(FileOutcome(path.stem, path, error=(
+                    f"{path} is not listed in {MANIFEST_NAME}; refused (import it anyway with "
+                    "--force)")))
+            elif path.stem in tables:
+                outcomes.append(import_file(conn, tables[path.stem], path, None, console,
+                                            force=True))
+        for name, path in sorted(source.files.items()):
+            entry = source.manifest.tables[name] if source.manifest else None
+            if name not in tables:
+                outcomes.append(FileOutcome(name, path, note=(
+                    f"no learning table {name} in this database (its schema module is not "
+                    "installed here); skipped")))
+            elif not path.exists():
+                outcomes.append(FileOutcome(name, path, error=(
+                    f"{path} is listed in {MANIFEST_NAME} but missing")))
+            else:
+                outcomes.append(import_file(conn, tables[name], path, entry, console,
+                                            force=force))
+    return outcomes

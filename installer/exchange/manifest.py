@@ -1,0 +1,109 @@
+"""exports/manifest.json: what an export holds, and the checks an import makes before loading.
+
+    {"format": "learning-exports", "format_version": 1,
+     "schema_version": {"learning": 1},
+     "tables": {"agent_metrics": {"file": "csv/agent_metrics.csv", "rows": 10,
+                                  "sha256": "…", "columns": [{"name": "id", "type": "uuid"}, …]}}}
+
+It holds no timestamp and no connection detail, so unchanged data gives an unchanged manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from installer.errors import DataError
+
+FORMAT = "learning-exports"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+CSV_DIR = "csv"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    name: str
+    file: str  # relative to the manifest's folder
+    rows: int
+    sha256: str
+    columns: tuple[tuple[str, str], ...]  # (name, type)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "rows": self.rows, "sha256": self.sha256,
+                "columns": [{"name": n, "type": t} for n, t in self.columns]}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    schema_version: dict[str, int]
+    tables: dict[str, TableEntry]
+
+    def to_bytes(self) -> bytes:
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               "schema_version": dict(sorted(self.schema_version.items())),
+               "tables": {name: self.tables[name].as_json() for name in sorted(self.tables)}}
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def table_file(name: str) -> str:
+    return f"{CSV_DIR}/{name}.csv"
+
+
+def valid_table_name(name: str) -> bool:
+    return bool(_TABLE_NAME.match(name))
+
+
+def _invalid(path: Path, what: str) -> DataError:
+    return DataError(f"{path} is not a valid export manifest: {what}; nothing was imported",
+                     hint="restore it with `git checkout -- exports/manifest.json`, or export "
+                     "again on the machine that wrote it")
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse and validate; any problem refuses the whole export (DataError)."""
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _invalid(path, f"not JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise _invalid(path, f'"format" is not "{FORMAT}"')
+    version = doc.get("format_version")
+    if not isinstance(version, int):
+        raise _invalid(path, '"format_version" is missing')
+    if version > FORMAT_VERSION:
+        raise DataError(f"{path} has format version {version}; this installer reads up to "
+                        f"{FORMAT_VERSION}; nothing was imported",
+                        hint="update this checkout (`git pull`) and run the installer again")
+    schema = doc.get("schema_version", {})
+    tables = doc.get("tables")
+    if not isinstance(schema, dict) or not isinstance(tables, dict):
+        raise _invalid(path, '"schema_version" and "tables" must be objects')
+    entries = {}
+    for name, entry in tables.items():
+        try:
+            columns = tuple((str(c["name"]), str(c["type"])) for c in entry["columns"])
+            parsed = TableEntry(name, str(entry["file"]), int(entry["rows"]),
+                                str(entry["sha256"]), columns)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _invalid(path, f"table {name!r} lacks file, rows, sha256 or columns") from exc
+        if not valid_table_name(name) or parsed.file != table_file(name):
+            raise _invalid(path, f"table {name!r} must be stored as {table_file(name)}")
+        if not _SHA256.match(parsed.sha256) or parsed.rows < 0:
+            raise _invalid(path, f"table {name!r} has a malformed sha256 or row count")
+        entries[name] = parsed
+    return Manifest({str(k): int(v) for k, v in schema.items()}, entries)

@@ -1,0 +1,75 @@
+"""Install steps: import the project's exports, and install the git pre-push hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from installer.console import Console
+from installer.credentials import ConnInfo
+from installer.errors import DataError, ServerError
+from installer.exchange import hook
+from installer.exchange.import_ import find_source
+from installer.exchange.sync import pending_import, run_import
+from installer.steps import Check, Step, ok
+
+
+class ImportExportsStep(Step):
+    """After the schema and grants: load exports/ unless this database already holds it."""
+
+    title = "Learning data from exports/"
+
+    def __init__(self, owner: ConnInfo, exports_dir: Path, console: Console):
+        self.owner = owner
+        self.exports_dir = exports_dir
+        self.console = console
+
+    def check(self) -> Check:
+        try:
+            if find_source(self.exports_dir) is None:
+                return ok("no exports to import")
+            source = pending_import(self.owner, self.exports_dir)
+        except DataError as exc:  # an unreadable manifest: apply reports it
+            return Check("change", exc.message)
+        except (ServerError, psycopg.Error):
+            return Check("blocked", "after the learning database exists")
+        if source is None:
+            return ok("already imported")
+        return Check("change", f"import {len(source.files)} file(s) from {self.exports_dir}")
+
+    def apply(self, check: Check) -> str:
+        try:
+            source = find_source(self.exports_dir)
+        except DataError as exc:
+            self.deferred_error = exc
+            self.console.step("Importing exports", "failed", exc.message)
+            return "manifest refused; nothing imported"
+        assert source is not None
+        outcomes, problem = run_import(self.owner, source, self.console)
+        self.deferred_error = problem
+        imported = sum(o.imported + o.updated for o in outcomes)
+        failed = sum(1 for o in outcomes if o.error)
+        return f"{imported} rows imported" + (f"; {failed} file(s) skipped" if failed else "")
+
+
+class PrePushHookStep(Step):
+    title = "git pre-push hook (exports learning data on push)"
+
+    def __init__(self, project_dir: Path):
+        self.project_dir = project_dir
+
+    def check(self) -> Check:
+        path = hook.hook_path(self.project_dir)
+        if path is None:
+            return ok("not a git work tree: no hook")
+        if not path.exists():
+            return Check("create", f"write {path}")
+        if not hook.is_ours(path):
+            return Check("create", f"install, keeping your hook as {hook.CHAINED}")
+        if path.read_text() != hook.hook_script(self.project_dir):
+            return Check("change", f"update {path}")
+        return ok(str(path))
+
+    def apply(self, check: Check) -> str:
+        return hook.install_hook(self.project_dir)

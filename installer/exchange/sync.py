@@ -1,0 +1,92 @@
+"""The import and export flows shared by the commands, the install step and the git hook."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import psycopg
+
+from installer.console import Console
+from installer.credentials import ConnInfo
+from installer.errors import DataError, ServerError
+from installer.exchange import state
+from installer.exchange.export import ExportResult, export_all
+from installer.exchange.import_ import FileOutcome, Source, find_source, import_source
+from installer.exchange.manifest import MANIFEST_NAME
+
+
+def _connect(owner: ConnInfo) -> psycopg.Connection:
+    try:
+        return psycopg.connect(**owner.kwargs(), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise ServerError(f"cannot reach the learning database: {exc}".strip(),
+                          hint="start it with `python install.py start`, or repair with "
+                          "`python install.py --full`") from exc
+
+
+def pending_import(owner: ConnInfo, exports_dir: Path) -> Source | None:
+    """The project's exports when this database has not imported them yet."""
+    source = find_source(exports_dir)
+    if source is None or source.manifest is None:
+        return source
+    with _connect(owner) as conn:
+        return None if state.recorded(conn) == source.fingerprint else source
+
+
+def _report(outcomes: list[FileOutcome], console: Console) -> DataError | None:
+    for o in outcomes:
+        for warning in o.warnings:
+            console.warn(warning)
+        title = f"Importing {o.table}"
+        if o.error:
+            console.step(title, "failed", o.error)
+        elif o.note:
+            console.step(title, "skipped", o.note)
+        else:
+            detail = f"{o.rows} rows: {o.imported} imported"
+            if o.updated:
+                detail += f", {o.updated} updated (newer updated_at)"
+            detail += f", {o.present} already present"
+            console.step(title, "changed" if o.imported or o.updated else "ok", detail)
+    failed = [o for o in outcomes if o.error]
+    if not failed:
+        return None
+    return DataError(
+        f"{len(failed)} file(s) were not imported (nothing from them was loaded; the other "
+        "files were): " + "; ".join(o.path.name for o in failed),
+        details="\n".join(o.error or "" for o in failed),
+        hint="fix or restore those files (`git checkout -- <file>`) and run "
+        "`python install.py import` again")
+
+
+def run_import(owner: ConnInfo, source: Source, console: Console, *,
+               force: bool = False, record: bool = True) -> tuple[list[FileOutcome],
+                                                                  DataError | None]:
+    """Import `source`; remember its manifest when every file went in."""
+    outcomes = import_source(owner, source, console, force=force)
+    problem = _report(outcomes, console)
+    if problem is None and record and source.fingerprint:
+        with _connect(owner) as conn:
+            state.record(conn, source.fingerprint)
+    return outcomes, problem
+
+
+def run_export(owner: ConnInfo, exports_dir: Path, console: Console) -> ExportResult:
+    """Export, after importing exports that arrived by git and are not in the database yet."""
+    source = pending_import(owner, exports_dir)
+    if source is not None and source.manifest is not None:
+        console.info(f"{exports_dir} holds data this database has not imported yet; "
+                     "importing it first so the export keeps it")
+        _, problem = run_import(owner, source, console)
+        if problem:
+            problem.message = "export stopped: " + problem.message
+            raise problem
+    result = export_all(owner, exports_dir)
+    with _connect(owner) as conn:
+        state.record(conn, hashlib.sha256((exports_dir / MANIFEST_NAME).read_bytes()).hexdigest())
+    for name, entry in sorted(result.manifest.tables.items()):
+        changed = entry.file in result.changed_files
+        console.step(f"Export {name}", "changed" if changed else "ok",
+                     f"{entry.rows} rows" + ("" if changed else ", unchanged"))
+    return result
