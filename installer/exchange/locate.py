@@ -48,7 +48,10 @@ def _column_name(header: list[str], index: int) -> str:
 
 def position(path: Path, end_line: int, header: list[str],
              column: str | None) -> tuple[int, str | None]:
-    """The first line of the record that ends on `end_line`, and the column when it can tell."""
+    """The first line of the record that ends on `end_line`, and the column when it can tell.
+
+    A record cut off by the end of the file (an open quote) is the last one read."""
+    first = end_line
     for first, last, raw in _records(path):
         if last < end_line:
             continue
@@ -59,7 +62,7 @@ def position(path: Path, end_line: int, header: list[str],
                 return (first + raw.count(b"\n", 0, exc.start),
                         _column_name(header, _field_index(raw, exc.start)))
         return first, column
-    return end_line, column
+    return first, column
 
 
 def copy_error_location(path: Path, context: str | None, header: list[str],

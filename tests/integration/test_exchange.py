@@ -1,0 +1,306 @@
+"""Export and import against real servers: determinism, merging, legacy files, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from installer.credentials import ConnInfo
+from installer.errors import DataError
+from installer.exchange.legacy import LEGACY_NAMESPACE
+from installer.exchange.manifest import MANIFEST_NAME
+from tests.conftest import Cluster
+from tests.integration.exchange_helpers import (
+    LEGACY_CSV,
+    count,
+    export,
+    extra_database,
+    files,
+    load,
+    migrate,
+    reseal,
+    rows,
+    seed,
+)
+
+TABLES = ("agent_metrics", "interaction_logs", "learning_feedback", "model_performance",
+          "task_embeddings")
+
+
+@pytest.fixture
+def db(database: ConnInfo, cluster: Cluster) -> ConnInfo:
+    return migrate(database, cluster)
+
+
+def test_export_twice_gives_identical_bytes_and_rewrites_nothing(db: ConnInfo,
+                                                                 tmp_path: Path) -> None:
+    seed(db)
+    out = tmp_path / "exports"
+    changed = export(db, out)
+    assert {f"csv/{t}.csv" for t in TABLES} | {MANIFEST_NAME, "EXPORT_SUMMARY.md"} == set(changed)
+    first = files(out)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert export(db, out) == []
+    assert files(out) == first
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == mtimes
+    text = first["csv/agent_metrics.csv"].decode()
+    assert text.startswith("id,agent_name,task_type,execution_time_ms,success,error_message,")
+    assert '"two\nlines, ""quoted"""' in text  # RFC 4180 quoting, LF kept inside the field
+    assert "+00" in text and "2025-01-02 02:04:05.123456+00" in text  # one form: UTC
+    ids = [record[0] for record in csv.reader(io.StringIO(text))][1:]
+    assert len(ids) == 20 and ids == sorted(ids)
+    manifest = json.loads(first[MANIFEST_NAME])
+    assert manifest["tables"]["agent_metrics"]["rows"] == 20
+    assert "password" not in first[MANIFEST_NAME].decode().lower()
+    assert db.password not in b"".join(first.values()).decode()
+
+
+def test_export_import_export_round_trip_is_byte_identical(db: ConnInfo, cluster: Cluster,
+                                                          tmp_path: Path) -> None:
+    seed(db)
+    export(db, tmp_path / "a")
+    with extra_database(cluster) as other:
+        outcomes, error = load(other, tmp_path / "a")
+        assert error == ""
+        assert outcomes["agent_metrics"].imported == 20
+        for table in TABLES:
+            assert rows(other, table) == rows(db, table)
+        export(other, tmp_path / "b")
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_reimport_adds_nothing(db: ConnInfo, cluster: Cluster, tmp_path: Path) -> None:
+    seed(db)
+    export(db, tmp_path / "a")
+    with extra_database(cluster) as other:
+        load(other, tmp_path / "a")
+        before = {t: rows(other, t) for t in TABLES}
+        outcomes, error = load(other, tmp_path / "a")
+        assert error == ""
+        assert {t: o.imported + o.updated for t, o in outcomes.items()} == dict.fromkeys(TABLES, 0)
+        assert outcomes["agent_metrics"].present == 20
+        assert {t: rows(other, t) for t in TABLES} == before
+
+
+def _set_model(db: ConnInfo, row_id: object, accuracy: float, updated_at: str) -> None:
+    """Change a row the way another program would, with a chosen updated_at."""
+    with psycopg.connect(**db.kwargs()) as conn:
+        conn.execute("ALTER TABLE model_performance DISABLE TRIGGER USER")
+        conn.execute("UPDATE model_performance SET accuracy = %s, updated_at = %s WHERE id = %s",
+                     (accuracy, updated_at, row_id))
+        conn.execute("ALTER TABLE model_performance ENABLE TRIGGER USER")
+
+
+def _models(db: ConnInfo) -> dict[object, tuple[float, str]]:
+    with psycopg.connect(**db.kwargs()) as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute(
+            "SELECT id, accuracy, updated_at::text FROM model_performance")}
+
+
+def test_two_machines_merge_with_last_writer_wins(db: ConnInfo, cluster: Cluster,
+                                                  tmp_path: Path) -> None:
+    seed(db, n=5)
+    export(db, tmp_path / "start")
+    first, second = sorted(_models(db))
+    with extra_database(cluster) as b:
+        load(b, tmp_path / "start")  # machine B starts from A's data
+        seed(b, n=3)  # then each machine adds rows of its own
+        seed(db, n=2)
+        _set_model(db, first, 0.9, "2025-03-01T00:00:00Z")  # A changed `first` after B did
+        _set_model(b, first, 0.1, "2025-02-01T00:00:00Z")
+        _set_model(b, second, 0.7, "2025-02-01T00:00:00Z")  # only B changed `second`
+        export(db, tmp_path / "a")
+        export(b, tmp_path / "b")
+        _, error_a = load(db, tmp_path / "b")
+        outcomes, error_b = load(b, tmp_path / "a")
+        assert error_a == error_b == ""
+        assert outcomes["agent_metrics"].imported == 2  # A's new rows
+        assert outcomes["model_performance"].updated == 1  # `first`: A's is newer
+        for table in TABLES:
+            assert rows(db, table) == rows(b, table), table
+        models = _models(b)
+        assert models[first] == (0.9, "2025-03-01 00:00:00+00")  # updated_at kept, not now()
+        assert models[second] == (0.7, "2025-02-01 00:00:00+00")
+        export(db, tmp_path / "a2")
+        export(b, tmp_path / "b2")
+    assert files(tmp_path / "a2") == files(tmp_path / "b2")
+
+
+def test_older_export_with_fewer_columns_imports_with_defaults(db: ConnInfo, cluster: Cluster,
+                                                               tmp_path: Path) -> None:
+    seed(db, n=4)
+    out = tmp_path / "old"
+    export(db, out)
+    path = out / "csv" / "agent_metrics.csv"
+    header = path.read_text().split("\n", 1)[0].split(",")
+    keep = [i for i, name in enumerate(header) if name not in ("metadata", "error_message")]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for record in csv.reader(io.StringIO(path.read_text())):
+        writer.writerow([record[i] for i in keep])
+    path.write_text(buffer.getvalue())
+    reseal(out)
+    with extra_database(cluster) as other:
+        outcomes, error = load(other, out)
+        assert error == ""
+        assert outcomes["agent_metrics"].imported == 4
+        with psycopg.connect(**other.kwargs()) as conn:
+            assert conn.execute("SELECT DISTINCT metadata::text FROM agent_metrics"
+                                ).fetchall() == [("{}",)]
+
+
+def test_unknown_extra_column_is_ignored_with_a_warning(db: ConnInfo, tmp_path: Path) -> None:
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    (folder / "learning_feedback.csv").write_text(
+        "id,agent_name,feedback_type,mood\n"
+        f"{uuid.uuid4()},a,thumbs,happy\n")
+    outcomes, error = load(db, folder)
+    assert error == ""
+    assert outcomes["learning_feedback"].imported == 1
+    assert any("mood" in w for w in outcomes["learning_feedback"].warnings)
+
+
+def test_legacy_exports_import_once_with_deterministic_ids(db: ConnInfo, tmp_path: Path) -> None:
+    outcomes, error = load(db, LEGACY_CSV)
+    assert error == ""
+    assert outcomes["agent_metrics"].imported == 10
+    assert outcomes["task_embeddings"].note and "empty" in outcomes["task_embeddings"].note
+    assert outcomes["interaction_logs"].rows == 0
+    with psycopg.connect(**db.kwargs()) as conn:
+        row = conn.execute("SELECT id, success, created_at AT TIME ZONE 'UTC', error_message "
+                           "FROM agent_metrics WHERE agent_name = 'DIRECTOR'").fetchone()
+    assert row[0] == uuid.uuid5(LEGACY_NAMESPACE, "agent_metrics/1")
+    assert row[1] is True
+    assert str(row[2]) == "2025-08-30 06:35:33.184261"
+    assert row[3] is None
+    again, error = load(db, LEGACY_CSV)
+    assert error == ""
+    assert again["agent_metrics"].imported == 0 and again["agent_metrics"].present == 10
+    assert count(db, "agent_metrics") == 10
+
+
+GOOD = "id,agent_name,task_type,success\n{a},x,y,t\n{b},x,y,f\n"
+BAD_CASES = {
+    "wrong column count": (b"id,agent_name,task_type,success\n{a},x,y,t\n{b},x,y\n",
+                           "line 3", "missing data"),
+    "extra column value": (b"id,agent_name,task_type,success\n{a},x,y,t,zzz\n",
+                           "line 2", "extra data"),
+    "value of the wrong type": (b"id,agent_name,task_type,success\n{a},x,y,t\n{b},x,y,maybe\n",
+                                "line 3, column success", "boolean"),
+    "invalid utf-8": (b'id,agent_name,task_type,success\n{a},x,y,t\n{b},"ok\nstill",\xff\xfe,t\n',
+                      "line 4, column task_type", "UTF8"),
+    "truncated file": (b'id,agent_name,task_type,success\n{a},x,y,t\n{b},"x,y,t\n',
+                       "line 3", "unterminated"),
+    "multi-line record": (b'id,agent_name,task_type,success\n{a},"a\nb\nc",y,t\n{b},x,y,nope\n',
+                          "line 5, column success", "boolean"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_file_is_refused_with_file_line_column_and_others_go_on(
+        db: ConnInfo, tmp_path: Path, case: str) -> None:
+    data, where, what = BAD_CASES[case]
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    bad = folder / "agent_metrics.csv"
+    bad.write_bytes(data.replace(b"{a}", str(uuid.uuid4()).encode())
+                    .replace(b"{b}", str(uuid.uuid4()).encode()))
+    (folder / "learning_feedback.csv").write_text(
+        f"id,agent_name,feedback_type\n{uuid.uuid4()},a,b\n")
+    outcomes, error = load(db, folder)
+    assert f"{bad}, {where}" in error and what in error, error
+    assert outcomes["agent_metrics"].error
+    assert count(db, "agent_metrics") == 0  # nothing from the bad file
+    assert count(db, "learning_feedback") == 1  # the rest went on
+
+
+def test_constraint_violation_names_the_line(db: ConnInfo, tmp_path: Path) -> None:
+    seed(db, n=1)  # not empty: goes through the staging table and the merge
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    bad_id = uuid.uuid4()
+    (folder / "agent_metrics.csv").write_text(
+        f'id,agent_name,task_type,success\n{uuid.uuid4()},x,y,t\n{bad_id},"",y,t\n')
+    _, error = load(db, folder)
+    assert "agent_metrics.csv, line 3" in error and "check constraint" in error, error
+    assert count(db, "agent_metrics") == 1
+
+
+def test_checksum_mismatch_is_refused_unless_forced(db: ConnInfo, cluster: Cluster,
+                                                    tmp_path: Path) -> None:
+    seed(db, n=3)
+    out = tmp_path / "exports"
+    export(db, out)
+    path = out / "csv" / "agent_metrics.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))  # one row lost, e.g. a bad merge
+    with extra_database(cluster) as other:
+        outcomes, error = load(other, out)
+        assert "agent_metrics.csv does not match its SHA-256" in error
+        assert count(other, "agent_metrics") == 0
+        assert outcomes["interaction_logs"].imported == 3  # the others are fine
+        outcomes, error = load(other, out, force=True)
+        assert error == ""
+        assert outcomes["agent_metrics"].imported == 2
+        assert any("--force" in w for w in outcomes["agent_metrics"].warnings)
+
+
+def test_manifest_checks(db: ConnInfo, tmp_path: Path) -> None:
+    seed(db, n=2)
+    out = tmp_path / "exports"
+    export(db, out)
+    manifest = out / MANIFEST_NAME
+    good = manifest.read_text()
+    manifest.write_text("{not json")
+    with pytest.raises(DataError, match="not a valid export manifest"):
+        load(db, out)
+    manifest.write_text(good.replace('"format_version": 1', '"format_version": 99'))
+    with pytest.raises(DataError, match="format version 99"):
+        load(db, out)
+    manifest.write_text(good.replace('"csv/agent_metrics.csv"', '"../../etc/passwd"'))
+    with pytest.raises(DataError, match=r"must be stored as csv/agent_metrics\.csv"):
+        load(db, out)
+    manifest.write_text(good)
+    (out / "csv" / "learning_feedback.csv").unlink()
+    shutil.copy(out / "csv" / "interaction_logs.csv", out / "csv" / "stray.csv")
+    outcomes, error = load(db, out)
+    assert "learning_feedback.csv is listed in manifest.json but missing" in error
+    assert "stray.csv is not listed in manifest.json" in error
+    assert outcomes["agent_metrics"].present == 2
+
+
+def test_new_tables_are_discovered_and_opted_out_by_comment(db: ConnInfo, cluster: Cluster,
+                                                            tmp_path: Path) -> None:
+    ddl = ("CREATE TABLE extra_things (id uuid PRIMARY KEY, tags text[], score numeric, "
+           "n bigint, weights real[], flag boolean, doc jsonb, at timestamptz, i integer, "
+           "ratio double precision, updated_at timestamptz);"
+           "CREATE TABLE scratch (id uuid PRIMARY KEY, x text);"
+           "COMMENT ON TABLE scratch IS 'temporary data; installer:no-export';"
+           "CREATE TABLE keyed_by_int (id integer PRIMARY KEY)")
+    value = ("INSERT INTO extra_things VALUES (gen_random_uuid(), "
+             "ARRAY['a,b', 'c \"d\"', NULL], 12345678901234567890.000000001, 9007199254740993, "
+             "ARRAY[1.5, NULL, -0.25]::real[], false, '{\"k\": [1, 2]}', "
+             "'2024-02-29 23:59:59.999999+00', -7, 'Infinity', now())")
+    with psycopg.connect(**db.kwargs()) as conn:
+        conn.execute(ddl)
+        conn.execute(value)
+    export(db, tmp_path / "a")
+    names = set(json.loads((tmp_path / "a" / MANIFEST_NAME).read_text())["tables"])
+    assert "extra_things" in names
+    assert not {"scratch", "keyed_by_int"} & names
+    with extra_database(cluster) as other:
+        with psycopg.connect(**other.kwargs()) as conn:
+            conn.execute(ddl)
+        _, error = load(other, tmp_path / "a")
+        assert error == ""
+        assert rows(other, "extra_things") == rows(db, "extra_things")
+        export(other, tmp_path / "b")
+    assert files(tmp_path / "a") == files(tmp_path / "b")
