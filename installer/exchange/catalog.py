@@ -43,6 +43,11 @@ class Column:
     def float_array(self) -> bool:
         return self.type in FLOAT_ARRAYS
 
+    @property
+    def exchange_type(self) -> str:
+        """The type as the manifest records it: the same on servers with and without pgvector."""
+        return "vector" if self.float_array or self.type.startswith("vector") else self.type
+
     def export_expr(self) -> sql.Composable:
         ident = sql.Identifier(self.name)
         if self.float_array:

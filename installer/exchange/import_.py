@@ -29,11 +29,14 @@ from installer.exchange.manifest import (
     Manifest,
     TableEntry,
     read_manifest,
+    sha256_file,
 )
 
 _CHUNK = 1 << 20
 PROGRESS_MIN_BYTES = 8 << 20
 _STAGE = sql.Identifier("_learning_import")
+_MISMATCH = (f"{{path}} does not match its SHA-256 in {MANIFEST_NAME} (edited, truncated, or "
+             "left over from a merge?)")
 _TRIGGER_ENABLE = {"O": "ENABLE TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
 
 
@@ -219,8 +222,7 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
             outcome.rows = _copy(conn, _STAGE, layout.staged, chunks, advance)
             outcome.imported, outcome.updated = _merge(conn, table, layout)
         if entry is not None and digest.hexdigest() != entry.sha256:
-            raise BadFile(f"{path} does not match its SHA-256 in {MANIFEST_NAME} (edited, "
-                          "truncated, or left over from a merge?)")
+            raise BadFile(_MISMATCH.format(path=path))
         if entry is not None and outcome.rows != entry.rows:
             raise BadFile(f"{path} holds {outcome.rows} rows; {MANIFEST_NAME} says {entry.rows}")
         _enable_triggers(conn, table, triggers)
@@ -248,13 +250,13 @@ def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
     a file that does not match its entry is imported anyway, with a warning."""
     outcome = FileOutcome(table.name, path)
     layout: _Layout | None = None
+    checked = None if force else entry
     try:
         header = _read_header(path)
         if header is None:
             outcome.note = "empty file (no header): nothing to import"
             return outcome
         layout = _layout(path, table, header, verified=entry is not None)
-        checked = None if force else entry
         if layout.ignored:
             outcome.warnings.append(
                 f"{path}: column(s) {', '.join(layout.ignored)} are not in table {table.name} "
@@ -279,6 +281,8 @@ def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
         if isinstance(exc, psycopg.OperationalError) and conn.closed:
             raise
         outcome.error = _describe(exc, path, layout) if layout else f"{path}: {exc}"
+        if checked is not None and sha256_file(path) != checked.sha256:
+            outcome.error = f"{_MISMATCH.format(path=path)}; reading it failed: {outcome.error}"
     if outcome.error:
         outcome.rows = outcome.imported = outcome.updated = 0
     return outcome
