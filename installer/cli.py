@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="install or remove the git pre-push hook that exports on push")
     hooks.add_argument("action", metavar="{install,uninstall}",
                        choices=("install", "uninstall", "run-pre-push", "follow-up-push"))
-    hooks.add_argument("hook_args", nargs="*", help=argparse.SUPPRESS)
+    hooks.add_argument("--remote", default="origin", help=argparse.SUPPRESS)
+    hooks.add_argument("--refspec", action="append", default=[], help=argparse.SUPPRESS)
     hooks.add_argument("--git-pid", type=int, default=0, help=argparse.SUPPRESS)
     return parser
 

@@ -263,19 +263,20 @@ def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
 
 def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
               console: Console) -> ExitCode:
-    action, extra = args.action, list(getattr(args, "hook_args", []))
+    action = args.action
     if action == "install":
         console.step("git pre-push hook", "changed", hook.install_hook(project_dir))
     elif action == "uninstall":
         console.step("git pre-push hook", "changed", hook.uninstall_hook(project_dir))
     elif action == "follow-up-push":
-        return ExitCode(hook.follow_up_push(project_dir, args.git_pid, extra[0], extra[1:]) and 1)
+        return ExitCode(hook.follow_up_push(project_dir, args.git_pid, args.remote,
+                                            args.refspec) and 1)
     else:  # run-pre-push, called by the hook: never fails the push
         lines = sys.stdin.read().splitlines()
         try:
             installation = _load(project_dir, settings, console, probe_docker=False)
             done = hook.run_pre_push(project_dir, installation.owner_conn(), console,
-                                     extra[0] if extra else "origin", lines, args.git_pid)
+                                     args.remote, lines, args.git_pid)
             console.info(f"learning export: {done}")
         except InstallerError as exc:
             console.warn(f"learning export skipped, the push goes on: {exc.message}")

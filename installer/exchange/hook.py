@@ -69,7 +69,7 @@ if [ -x "$chained" ]; then
 fi
 [ -n "${{{SKIP_ENV}:-}}" ] && exit 0
 printf '%s\\n' "$input" | {python} {install} hooks run-pre-push --project-dir {project} \\
-    --git-pid "$PPID" -- "$@" \\
+    --git-pid "$PPID" --remote="$1" \\
     || echo "learning export: the hook failed (see above); the push goes on" >&2
 exit 0
 """
@@ -126,25 +126,30 @@ def parse_refs(lines: list[str]) -> list[PushedRef]:
     return refs
 
 
-def _why_not(project_dir: Path, refs: list[PushedRef]) -> str | None:
+def _targets(project_dir: Path, remote: str, refs: list[PushedRef]) -> list[str] | str:
+    """The remote refs that receive the checked-out branch, or why the hook stays out."""
     branch = git(project_dir, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
     if not branch:
         return "HEAD is detached"
     if any((p := _git_path(project_dir, name)) and p.exists() for name in _BUSY):
         return "a merge, rebase or cherry-pick is in progress"
     head = git(project_dir, "rev-parse", "HEAD").stdout.strip()
-    if not any(r.local_ref == branch and r.local_sha == head for r in refs):
-        return "this push does not send the checked-out branch"
-    return None
+    targets = [r.remote_ref for r in refs if r.local_ref == branch and r.local_sha == head]
+    if not refs:  # "Everything up-to-date": new data still goes to the branch's upstream
+        short = branch.removeprefix("refs/heads/")
+        config = {key: git(project_dir, "config", f"branch.{short}.{key}",
+                           check=False).stdout.strip() for key in ("remote", "merge")}
+        if config["remote"] == remote and config["merge"]:
+            targets = [config["merge"]]
+    return targets or "this push does not send the checked-out branch"
 
 
 def run_pre_push(project_dir: Path, owner: ConnInfo, console: Console, remote: str,
                  lines: list[str], git_pid: int) -> str:
     """Export, commit changed exports, schedule their push. Returns what happened."""
-    refs = parse_refs(lines)
-    reason = _why_not(project_dir, refs)
-    if reason:
-        return f"no export: {reason}"
+    targets = _targets(project_dir, remote, parse_refs(lines))
+    if isinstance(targets, str):
+        return f"no export: {targets}"
     result = run_export(owner, project_dir / "exports", console)
     git(project_dir, "add", "--", "exports")
     if not git(project_dir, "status", "--porcelain", "--", "exports").stdout.strip():
@@ -153,14 +158,12 @@ def run_pre_push(project_dir: Path, owner: ConnInfo, console: Console, remote: s
         f"{name}: {entry.rows} rows" for name, entry in sorted(result.manifest.tables.items()))
     git(project_dir, "commit", "--no-verify", "--quiet", "-m", message, "--", "exports")
     commit = git(project_dir, "rev-parse", "HEAD").stdout.strip()
-    branch = git(project_dir, "symbolic-ref", "-q", "HEAD").stdout.strip()
-    targets = [r.remote_ref for r in refs if r.local_ref == branch]
     log = _git_path(project_dir, PUSH_LOG) or project_dir / PUSH_LOG
     with log.open("a") as out:
         subprocess.Popen(
             [sys.executable, str(project_dir / "install.py"), "hooks", "follow-up-push",
-             "--project-dir", str(project_dir), "--git-pid", str(git_pid), "--", remote,
-             *(f"{commit}:{ref}" for ref in targets)],
+             "--project-dir", str(project_dir), "--git-pid", str(git_pid), f"--remote={remote}",
+             *(f"--refspec={commit}:{ref}" for ref in targets)],
             cwd=project_dir, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             start_new_session=True, env={**os.environ, SKIP_ENV: "1"})
     return (f"exports committed as {commit[:10]}; it is pushed to {remote} right after this "

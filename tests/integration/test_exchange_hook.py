@@ -1,0 +1,141 @@
+"""The pre-push hook in a real git repository with a real bare remote, end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import REPO, Project, free_port, stop_instance
+
+
+def git(project: Project, *args: str, cwd: Path | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = project.env(GIT_AUTHOR_NAME="Tester", GIT_AUTHOR_EMAIL="t@example.com",
+                      GIT_COMMITTER_NAME="Tester", GIT_COMMITTER_EMAIL="t@example.com")
+    result = subprocess.run(["git", *args], cwd=cwd or project.path, env=env, text=True,
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)}: {result.stdout}{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def repo(project: Project, tmp_path: Path) -> Project:
+    """The project as a git checkout with a bare remote `origin`."""
+    remote = tmp_path / "remote.git"
+    git(project, "init", "-q", "--bare", "-b", "main", str(remote), cwd=tmp_path)
+    shutil.copy2(REPO / ".gitignore", project.path / ".gitignore")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "remote", "add", "origin", str(remote))
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "checkout")
+    return project
+
+
+def _wait_for_remote(project: Project, timeout: float = 60) -> str:
+    """The follow-up push runs after `git push` returns: wait until origin has HEAD."""
+    head = git(project, "rev-parse", "HEAD").stdout.strip()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        remote = git(project, "ls-remote", "origin", "refs/heads/main").stdout.split()
+        if remote and remote[0] == head:
+            return head
+        time.sleep(0.2)
+    log = project.path / ".git" / "learning-export-push.log"
+    raise AssertionError(f"origin never got {head}: {log.read_text() if log.exists() else ''}")
+
+
+def _feedback(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT id, agent_name, feedback_value, created_at "
+                            "FROM learning_feedback ORDER BY id").fetchall()
+
+
+def test_push_exports_and_a_fresh_clone_installs_the_same_rows(repo: Project, tmp_path: Path,
+                                                                shared_tmp: Path) -> None:
+    assert repo.install().returncode == 0
+    hook = repo.path / ".git" / "hooks" / "pre-push"
+    assert hook.exists() and os.access(hook, os.X_OK)
+    url = repo.read_env()["DATABASE_URL"]
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO learning_feedback (id, agent_name, feedback_type, "
+                     "feedback_value) SELECT gen_random_uuid(), 'agent', 'score', g "
+                     "FROM generate_series(1, 25) g")
+    pushed = git(repo, "push", "-q", "-u", "origin", "main")
+    assert "exports committed" in pushed.stdout + pushed.stderr
+    head = _wait_for_remote(repo)
+    assert git(repo, "log", "-1", "--format=%s", head).stdout.strip() == \
+        "Update learning exports"
+    assert git(repo, "status", "--porcelain", "--", "exports").stdout.strip() == ""
+    # nothing changed since: the next push exports, changes no file and commits nothing
+    again = git(repo, "push", "-q", "origin", "main")
+    assert "exports unchanged" in again.stdout + again.stderr
+    assert git(repo, "rev-parse", "HEAD").stdout.strip() == head
+    # new data and no new code: `git push` still carries the data to the upstream
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO learning_feedback (id, agent_name, feedback_type) "
+                     "VALUES (gen_random_uuid(), 'late', 'note')")
+    later = git(repo, "push", "-q")
+    assert "exports committed" in later.stdout + later.stderr
+    assert _wait_for_remote(repo) != head
+
+    clone = Project(tmp_path / "clone", tmp_path / "home-b",
+                    shared_tmp / f"data-{uuid.uuid4().hex[:8]}", free_port())
+    clone.home.mkdir()
+    git(repo, "clone", "-q", str(tmp_path / "remote.git"), str(clone.path), cwd=tmp_path)
+    try:
+        result = clone.install()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Importing learning_feedback — 26 rows: 26 imported" in result.stdout
+        assert _feedback(clone.read_env()["DATABASE_URL"]) == _feedback(url)
+    finally:
+        stop_instance(clone.data_dir)
+
+
+def _commit_file(project: Project, name: str) -> None:
+    (project.path / name).write_text(name)
+    git(project, "add", name)
+    git(project, "commit", "-q", "-m", f"add {name}")
+
+
+def test_hook_chains_never_blocks_and_uninstalls_cleanly(repo: Project) -> None:
+    hooks = repo.path / ".git" / "hooks"
+    marker = repo.path / "chained-ran"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "pre-push").write_text(f"#!/bin/sh\ncat > /dev/null\ntouch {marker}\n")
+    (hooks / "pre-push").chmod(0o755)
+    assert repo.install().returncode == 0
+    assert (hooks / "pre-push.chained").exists()
+
+    # --no-verify skips every pre-push hook: no export, no commit
+    _commit_file(repo, "a.txt")
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    git(repo, "push", "-q", "--no-verify", "origin", "main")
+    assert not marker.exists() and not (repo.path / "exports").exists()
+
+    # a failing export (server stopped) prints why and lets the push through
+    repo.run("stop", check=True)
+    _commit_file(repo, "b.txt")
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    result = git(repo, "push", "origin", "main", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "learning export skipped, the push goes on" in result.stderr
+    assert marker.exists()  # the user's hook ran first
+    assert git(repo, "rev-parse", "HEAD").stdout.strip() == head
+
+    # the user's own hook still decides: when it fails, the push fails
+    (hooks / "pre-push.chained").write_text("#!/bin/sh\necho 'tests failed' >&2\nexit 1\n")
+    _commit_file(repo, "c.txt")
+    assert git(repo, "push", "origin", "main", check=False).returncode != 0
+
+    result = repo.run("hooks", "uninstall", check=True)
+    assert "earlier hook is back" in result.stdout
+    assert "tests failed" in (hooks / "pre-push").read_text()
+    assert not (hooks / "pre-push.chained").exists()
