@@ -33,6 +33,8 @@ from installer.exchange.manifest import (
 from installer.exchange.summary import SUMMARY_NAME, render_summary
 from installer.fileutil import write_if_changed
 
+_BLOCK = 1 << 20
+
 
 @dataclass
 class ExportResult:
@@ -59,10 +61,16 @@ def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) ->
                              table.ident)
     try:
         with os.fdopen(fd, "wb") as handle, conn.cursor() as cur:
+            buffer = bytearray()  # COPY sends one message per row: write and hash in blocks
             with cur.copy(query) as copy:
-                for chunk in copy:
-                    handle.write(chunk)
-                    digest.update(chunk)
+                for row in copy:
+                    buffer += row
+                    if len(buffer) >= _BLOCK:
+                        handle.write(buffer)
+                        digest.update(buffer)
+                        buffer.clear()
+            handle.write(buffer)
+            digest.update(buffer)
             rows = cur.rowcount
             handle.flush()
             os.fsync(handle.fileno())
