@@ -16,7 +16,9 @@ from installer.credentials import ConnInfo
 from installer.errors import DataError
 from installer.exchange.legacy import LEGACY_NAMESPACE
 from installer.exchange.manifest import MANIFEST_NAME
-from tests.conftest import Cluster
+from installer.migrations import Migrator
+from installer.modules import select_modules
+from tests.conftest import REPO, Cluster
 from tests.integration.exchange_helpers import (
     LEGACY_CSV,
     count,
@@ -304,3 +306,27 @@ def test_new_tables_are_discovered_and_opted_out_by_comment(db: ConnInfo, cluste
         assert rows(other, "extra_things") == rows(db, "extra_things")
         export(other, tmp_path / "b")
     assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_vector_and_real_array_servers_exchange_identical_files(db: ConnInfo, cluster: Cluster,
+                                                                tmp_path: Path) -> None:
+    if not cluster.has_pgvector:
+        pytest.skip("needs a server with pgvector")
+    seed(db, n=2)
+    export(db, tmp_path / "vector")
+    plain = cluster.create_database()  # same server, no extension: embeddings stay real[]
+    try:
+        Migrator(plain.kwargs(), select_modules(REPO / "sql", None)).migrate()
+        with psycopg.connect(**plain.kwargs()) as conn:
+            kind = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                                "WHERE attrelid = 'task_embeddings'::regclass "
+                                "AND attname = 'embedding'").fetchone()[0]
+        assert kind == "real[]"
+        _, error = load(plain, tmp_path / "vector")
+        assert error == ""
+        export(plain, tmp_path / "real")
+        _, error = load(db, tmp_path / "real")  # and back: nothing new, nothing broken
+        assert error == ""
+    finally:
+        cluster.drop_database(plain)
+    assert files(tmp_path / "vector") == files(tmp_path / "real")
