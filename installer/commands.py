@@ -245,6 +245,9 @@ def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     _require_installed(installation)
     exports = installation.settings.exports_dir
     folder = Path(args.from_dir).resolve() if getattr(args, "from_dir", None) else exports
+    if folder != exports and not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder",
+                          hint="--from takes an export folder or a folder of CSV files")
     source = find_source(folder)
     if source is None:
         console.info(f"no exports to import in {folder}")
