@@ -238,9 +238,13 @@ def _describe(exc: psycopg.Error, path: Path, layout: _Layout) -> str:
     else:  # raised while merging: find the row by its id, named in the error's detail
         found = locate.UUID.search(diag.message_detail or "")
         line = locate.line_of(path, found.group(0)) if found else None
-        where = f", line {line}" if line else ""
-        if diag.column_name:
-            where += f", column {diag.column_name}"
+        column = diag.column_name
+        if line is None:  # a float array that does not convert
+            arrays = [layout.file_names.get(c.name, c.name) for c in layout.targets
+                      if c.float_array]
+            line, column = locate.first_bad_float_list(path, layout.header, arrays) or (
+                None, column)
+        where = (f", line {line}" if line else "") + (f", column {column}" if column else "")
     return f"{path}{where}: {diag.message_primary or exc}"
 
 

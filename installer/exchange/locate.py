@@ -7,6 +7,7 @@ re-reading the file (only when something failed).
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,35 @@ def first_invalid_utf8(path: Path, header: list[str]) -> tuple[int, str] | None:
         except UnicodeDecodeError as exc:
             return (first + raw.count(b"\n", 0, exc.start),
                     _column_name(header, _field_index(raw, exc.start)))
+    return None
+
+
+def _float_list(text: str) -> bool:
+    inner = text.strip()
+    if not inner:
+        return True  # NULL
+    if inner[0] + inner[-1] not in ("[]", "{}"):
+        return False
+    try:
+        [float(v) for v in inner[1:-1].split(",") if v.strip().lower() != "null"]
+    except ValueError:
+        return False
+    return True
+
+
+def first_bad_float_list(path: Path, header: list[str],
+                         columns: list[str]) -> tuple[int, str] | None:
+    """Line and column of the first value in `columns` that is not a list of numbers."""
+    indexes = [header.index(c) for c in columns if c in header]
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        start = reader.line_num + 1
+        for record in reader:
+            for i in indexes:
+                if i < len(record) and not _float_list(record[i]):
+                    return start, header[i]
+            start = reader.line_num + 1
     return None
 
 

@@ -330,3 +330,16 @@ def test_vector_and_real_array_servers_exchange_identical_files(db: ConnInfo, cl
     finally:
         cluster.drop_database(plain)
     assert files(tmp_path / "vector") == files(tmp_path / "real")
+
+
+def test_bad_embedding_names_line_and_column(db: ConnInfo, tmp_path: Path) -> None:
+    seed(db, n=1)
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    good = "[" + ",".join(["0.5"] * 768) + "]"
+    bad = "[" + ",".join(["0.5"] * 767 + ["oops"]) + "]"
+    (folder / "task_embeddings.csv").write_text(
+        f'id,task_description,embedding\n{uuid.uuid4()},a,"{good}"\n{uuid.uuid4()},b,"{bad}"\n')
+    _, error = load(db, folder)
+    assert "task_embeddings.csv, line 3, column embedding" in error, error
+    assert count(db, "task_embeddings") == 3  # only the seeded rows
