@@ -57,7 +57,8 @@ def _report(outcomes: list[FileOutcome], console: Console) -> DataError | None:
         "files were): " + "; ".join(o.path.name for o in failed),
         details="\n".join(o.error or "" for o in failed),
         hint="fix or restore those files (`git checkout -- <file>`) and run "
-        "`python install.py import` again")
+        "`python install.py import` again; a file that only fails its checksum because git "
+        "merged two machines' exports cleanly can be imported with `import --force`")
 
 
 def run_import(owner: ConnInfo, source: Source, console: Console, *,
