@@ -63,12 +63,13 @@ def hook_script(project_dir: Path) -> str:
 {MARKER} (`python install.py hooks uninstall` removes it).
 # Exports the learning database to exports/ and commits it; never blocks the push.
 input=$(cat)
+replay() {{ if [ -n "$input" ]; then printf '%s\\n' "$input"; fi; }}
 chained="$(dirname "$0")/{CHAINED}"
 if [ -x "$chained" ]; then
-    printf '%s\\n' "$input" | "$chained" "$@" || exit $?
+    replay | "$chained" "$@" || exit $?
 fi
 [ -n "${{{SKIP_ENV}:-}}" ] && exit 0
-printf '%s\\n' "$input" | {python} {install} hooks run-pre-push --project-dir {project} \\
+replay | {python} {install} hooks run-pre-push --project-dir {project} \\
     --git-pid "$PPID" --remote="$1" \\
     || echo "learning export: the hook failed (see above); the push goes on" >&2
 exit 0

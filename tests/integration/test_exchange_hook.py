@@ -109,7 +109,7 @@ def test_hook_chains_never_blocks_and_uninstalls_cleanly(repo: Project) -> None:
     hooks = repo.path / ".git" / "hooks"
     marker = repo.path / "chained-ran"
     hooks.mkdir(exist_ok=True)
-    (hooks / "pre-push").write_text(f"#!/bin/sh\ncat > /dev/null\ntouch {marker}\n")
+    (hooks / "pre-push").write_text(f'#!/bin/sh\n{{ echo "$1"; cat; }} > {marker}\n')
     (hooks / "pre-push").chmod(0o755)
     assert repo.install().returncode == 0
     assert (hooks / "pre-push.chained").exists()
@@ -127,7 +127,8 @@ def test_hook_chains_never_blocks_and_uninstalls_cleanly(repo: Project) -> None:
     result = git(repo, "push", "origin", "main", check=False)
     assert result.returncode == 0, result.stderr
     assert "learning export skipped, the push goes on" in result.stderr
-    assert marker.exists()  # the user's hook ran first
+    lines = marker.read_text().splitlines()  # the user's hook ran first, with git's input
+    assert lines[0] == "origin" and lines[1].startswith(f"refs/heads/main {head} ")
     assert git(repo, "rev-parse", "HEAD").stdout.strip() == head
 
     # the user's own hook still decides: when it fails, the push fails
