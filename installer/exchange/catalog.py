@@ -1,14 +1,17 @@
 """Which tables are learning data, their columns, and the session that gives stable text forms.
 
 A learning table is every ordinary or partitioned table in schema `public` whose primary key
-is a single `uuid` column named `id`, except the tables in EXCLUDED_TABLES and tables whose
-comment contains NO_EXPORT_MARKER (a schema module opts a table out with
-`COMMENT ON TABLE t IS '... installer:no-export'`).
+has a `uuid` column named `id` (just `id`, or e.g. `(id, created_at)` for a table partitioned
+by time; partitions are read through their parent), except the tables in EXCLUDED_TABLES and
+tables whose comment contains NO_EXPORT_MARKER (a schema module opts a table out with
+`COMMENT ON TABLE t IS '... installer:no-export'`). Rows are keyed and ordered by the primary
+key; tables are imported parents first, following their foreign keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 
 import psycopg
 from psycopg import sql
@@ -69,6 +72,8 @@ class Column:
 class Table:
     name: str
     columns: tuple[Column, ...]
+    key: tuple[str, ...] = ("id",)  # primary key columns, in key order
+    references: frozenset[str] = frozenset()  # tables its foreign keys point to
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -76,6 +81,10 @@ class Table:
     @property
     def ident(self) -> sql.Identifier:
         return sql.Identifier(SCHEMA, self.name)
+
+    @property
+    def key_list(self) -> sql.Composable:
+        return sql.SQL(", ").join(map(sql.Identifier, self.key))
 
     @property
     def last_writer_wins(self) -> bool:
@@ -92,12 +101,17 @@ def connect(conninfo: ConnInfo, *, autocommit: bool = False) -> psycopg.Connecti
 
 
 _TABLES = """
-SELECT c.oid, c.relname FROM pg_class c
+SELECT c.oid, c.relname,
+       array(SELECT k.attname FROM unnest(p.conkey) WITH ORDINALITY u(num, pos)
+               JOIN pg_attribute k ON k.attrelid = c.oid AND k.attnum = u.num ORDER BY u.pos),
+       array(SELECT DISTINCT f.confrelid::regclass::text FROM pg_constraint f
+              WHERE f.conrelid = c.oid AND f.contype = 'f' AND f.confrelid <> c.oid)
+  FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_constraint p ON p.conrelid = c.oid AND p.contype = 'p'
-  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = p.conkey[1]
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (p.conkey)
  WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-   AND cardinality(p.conkey) = 1 AND a.attname = 'id' AND a.atttypid = 'uuid'::regtype
+   AND a.attname = 'id' AND a.atttypid = 'uuid'::regtype
    AND position(%s IN coalesce(obj_description(c.oid, 'pg_class'), '')) = 0
  ORDER BY c.relname
 """
@@ -109,13 +123,30 @@ SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
 
 
 def learning_tables(conn: psycopg.Connection) -> list[Table]:
-    tables = []
-    for oid, name in conn.execute(_TABLES, (SCHEMA, NO_EXPORT_MARKER)).fetchall():
+    """The learning tables, parents before the tables that reference them, else by name."""
+    tables = {}
+    for oid, name, key, references in conn.execute(_TABLES, (SCHEMA, NO_EXPORT_MARKER)):
         if name in EXCLUDED_TABLES:
             continue
         columns = tuple(Column(n, t) for n, t in conn.execute(_COLUMNS, (oid,)).fetchall())
-        tables.append(Table(name, columns))
-    return tables
+        tables[name] = Table(name, columns, tuple(key), frozenset(references))
+    return [tables[name] for name in load_order(
+        {name: t.references & tables.keys() for name, t in tables.items()})]
+
+
+def load_order(graph: dict[str, frozenset[str]]) -> list[str]:
+    """Names with each one's dependencies first; ties, and tables in a cycle, by name."""
+    sorter = TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except CycleError:
+        return sorted(graph)
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order.extend(ready)
+        sorter.done(*ready)
+    return order
 
 
 def schema_version(conn: psycopg.Connection) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """`python install.py export`: every learning table to exports/csv/<table>.csv, at COPY speed.
 
-All tables are read in one REPEATABLE READ snapshot with `COPY (SELECT … ORDER BY id) TO
-STDOUT` and streamed to temp files beside their targets while being hashed. Only when every
+All tables are read in one REPEATABLE READ snapshot with `COPY (SELECT … ORDER BY <primary
+key>) TO STDOUT` and streamed to temp files beside their targets while being hashed. Only when every
 table succeeded are changed files renamed into place, then the manifest and summary are
 written; a file whose bytes did not change is not touched. Tables that the exporting database
 does not have (a module not installed here) keep their files and manifest entries.
@@ -56,9 +56,9 @@ class _Pending:
 def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) -> _Pending:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     digest = hashlib.sha256()
-    query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)"
+    query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)"
                     ).format(sql.SQL(", ").join(c.export_expr() for c in table.columns),
-                             table.ident)
+                             table.ident, table.key_list)
     try:
         with os.fdopen(fd, "wb") as handle, conn.cursor() as cur:
             buffer = bytearray()  # COPY sends one message per row: write and hash in blocks

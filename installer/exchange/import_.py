@@ -1,12 +1,15 @@
 """Import exports into the learning database: verified, streamed, all or nothing per file.
 
-Each file loads in its own transaction. Into an empty table it is streamed with COPY straight
-into the table; otherwise COPY fills a temporary staging table and one
-`INSERT … ON CONFLICT (id)` merges it: rows already present are kept, except that in a table
-with `updated_at` an incoming row with a newer `updated_at` replaces the local one (last
-writer wins). The file's SHA-256 is computed while it streams and compared with the manifest
-before commit, so a file that fails any check leaves nothing behind. User triggers of the
-table are disabled for the load (as pg_restore does), so `updated_at` keeps its exported value.
+Each file loads in its own transaction, tables parents first (foreign keys are deferred
+within the transaction, so rows of one table may reference each other in any order). Into
+an empty table a file streams with COPY straight into the table; otherwise COPY fills a
+temporary staging table and one `INSERT … ON CONFLICT (<primary key>)` merges it: rows
+already present are kept, except that in a table with `updated_at` an incoming row with a
+newer `updated_at` replaces the local one (last writer wins). The file's SHA-256 is computed
+while it streams and compared with the manifest before commit, so a file that fails any check
+leaves nothing behind. The transaction says `SET LOCAL learning.import = 'on'`, which the
+schema's side-effect triggers honour, and the `set_updated_at` triggers are disabled for the
+load so a replayed `updated_at` is kept.
 """
 
 from __future__ import annotations
@@ -130,8 +133,9 @@ def _layout(path: Path, table: catalog.Table, header: list[str], verified: bool)
         else:
             layout.targets.append(target)
             layout.staged.append(target.name)
-    if "id" not in header:
-        raise BadFile(f"{path}, line 1: the header has no id column")
+    missing = [k for k in table.key if k not in layout.staged]
+    if missing:
+        raise BadFile(f"{path}, line 1: the header lacks the key column(s) {', '.join(missing)}")
     layout.legacy_ids = not verified and legacy.has_integer_ids(path, header.index("id"))
     return layout
 
@@ -148,10 +152,12 @@ def _chunks(path: Path, layout: _Layout, table: str,
 
 
 def _disable_triggers(conn: psycopg.Connection, table: catalog.Table) -> list[tuple[str, str]]:
+    """Disable the table's updated_at stamping triggers (older schemas stamp even a replayed
+    value); returns them with their states for _enable_triggers."""
     triggers = conn.execute(
-        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = %s::regclass "
-        "AND NOT tgisinternal AND tgenabled IN ('O', 'A') ORDER BY tgname",
-        (table.ident.as_string(conn),)).fetchall()
+        "SELECT t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+        "WHERE t.tgrelid = %s::regclass AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') "
+        "AND p.proname = 'set_updated_at' ORDER BY 1", (table.ident.as_string(conn),)).fetchall()
     for name, _ in triggers:
         conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
             table.ident, sql.Identifier(name)))
@@ -186,15 +192,15 @@ def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout) -> t
                      ).format(table.ident, columns, values, _STAGE)
     if not (table.last_writer_wins and "updated_at" in names):
         with conn.cursor() as cur:
-            cur.execute(insert + sql.SQL("ON CONFLICT (id) DO NOTHING"))
+            cur.execute(insert + sql.SQL("ON CONFLICT ({}) DO NOTHING").format(table.key_list))
             return cur.rowcount, 0
     updates = sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n),
                                                                     sql.Identifier(n))
-                                 for n in names if n != "id")
-    query = sql.SQL("WITH merged AS ({} ON CONFLICT (id) DO UPDATE SET {} WHERE "
+                                 for n in names if n not in table.key)
+    query = sql.SQL("WITH merged AS ({} ON CONFLICT ({}) DO UPDATE SET {} WHERE "
                     "t.updated_at < EXCLUDED.updated_at RETURNING (xmax = 0) AS inserted) "
                     "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT "
-                    "inserted) FROM merged").format(insert, updates)
+                    "inserted) FROM merged").format(insert, table.key_list, updates)
     inserted, updated = conn.execute(query).fetchone()
     return inserted, updated
 
@@ -206,6 +212,8 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
     digest = hashlib.sha256()
     chunks = _chunks(path, layout, table.name, digest)
     with conn.transaction():
+        conn.execute("SET CONSTRAINTS ALL DEFERRED")
+        conn.execute("SET LOCAL learning.import = 'on'")
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.ident))
         triggers = _disable_triggers(conn, table)
         empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
@@ -297,7 +305,7 @@ def import_source(owner: ConnInfo, source: Source, console: Console, *,
     """Import every file of `source`; one bad file never stops the others."""
     outcomes: list[FileOutcome] = []
     with catalog.connect(owner, autocommit=True) as conn:
-        tables = {t.name: t for t in catalog.learning_tables(conn)}
+        tables = {t.name: t for t in catalog.learning_tables(conn)}  # parents first
         for path in source.unlisted:
             if not force:
                 outcomes.append(FileOutcome(path.stem, path, error=(
@@ -306,7 +314,8 @@ def import_source(owner: ConnInfo, source: Source, console: Console, *,
             elif path.stem in tables:
                 outcomes.append(import_file(conn, tables[path.stem], path, None, console,
                                             force=True))
-        for name, path in sorted(source.files.items()):
+        order = [n for n in tables if n in source.files] + sorted(source.files.keys() - tables)
+        for name, path in ((n, source.files[n]) for n in order):
             entry = source.manifest.tables[name] if source.manifest else None
             if name not in tables:
                 outcomes.append(FileOutcome(name, path, note=(
