@@ -1,8 +1,8 @@
 """`python install.py export`: every learning table to exports/csv/<table>.csv, at COPY speed.
 
 All tables are read in one REPEATABLE READ snapshot with `COPY (SELECT … ORDER BY <primary
-key>) TO STDOUT` and streamed to temp files beside their targets while being hashed. Only when every
-table succeeded are changed files renamed into place, then the manifest and summary are
+key>) TO STDOUT` and streamed to temp files beside their targets while being hashed. Only when
+every table succeeded are changed files renamed into place, then the manifest and summary are
 written; a file whose bytes did not change is not touched. Tables that the exporting database
 does not have (a module not installed here) keep their files and manifest entries.
 """
