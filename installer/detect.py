@@ -38,7 +38,8 @@ class Detection:
 def in_container() -> bool:
     if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
         return True
-    if os.environ.get("container") or os.environ.get("KUBERNETES_SERVICE_HOST"):
+    # lower-case `container` is what podman and systemd-nspawn set
+    if os.environ.get("container") or os.environ.get("KUBERNETES_SERVICE_HOST"):  # noqa: SIM112
         return True
     try:
         cgroup = Path("/proc/1/cgroup").read_text()
