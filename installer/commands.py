@@ -18,6 +18,7 @@ from installer.mcp_config import remove_claude_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.prompts import confirm, interactive
 from installer.steps import StepResult, run_steps
 
 
@@ -153,10 +154,12 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
     installation = _load(project_dir, settings, console, probe_docker=False)
     _require_installed(installation)
     if purge and not getattr(args, "yes", False):
-        from installer.prompts import confirm
-
-        if not confirm(f"Delete the learning database and all its data "
-                       f"({installation.backend.describe().get('data_dir')})?"):
+        where = installation.backend.describe().get("data_dir")
+        if not interactive():
+            raise ConfigError(f"--purge deletes all learning data in {where}; it needs a "
+                              "confirmation and there is no terminal to ask",
+                              hint="add --yes to confirm; nothing was removed")
+        if not confirm(f"Delete the learning database and all its data ({where})?"):
             console.info("Nothing was removed.")
             return ExitCode.FAILED
     console.step("Server", "changed", installation.backend.remove(purge=purge))
