@@ -22,6 +22,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
+from requests import RequestException
 
 from installer.backends.base import Backend
 from installer.credentials import ConnInfo
@@ -40,6 +41,7 @@ _ALIVE = ("running", "restarting")
 _SECOND = 1_000_000_000  # the engine API counts health check times in nanoseconds
 HEALTH_TIMING = {"interval": 5, "timeout": 5, "retries": 6, "start_period": 30}  # s, count
 PING_TIMEOUT = 3.0
+_PROBE_API_VERSION = "1.24"  # any version will do for /_ping, which is not versioned
 API_TIMEOUT = 120
 
 
@@ -96,19 +98,30 @@ class ContainerSpec:
         }
 
 
-def connect() -> docker.DockerClient:
-    """A client for the daemon DOCKER_HOST (or the default socket) names; a clear error if none."""
+def open_engine(timeout: float = PING_TIMEOUT) -> tuple[docker.DockerClient, str]:
+    """A client for the engine DOCKER_HOST (or the default socket) names, and the engine's
+    name. Both come from `/_ping`'s headers: podman takes over a second to answer `/version`,
+    which the SDK's own API negotiation calls. Raises DockerException or RequestException."""
+    probe = docker.from_env(version=_PROBE_API_VERSION, timeout=timeout)
     try:
-        client = docker.from_env(timeout=PING_TIMEOUT)
-        client.ping()
-    except DockerException as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        response = probe.api.get(probe.api.base_url + "/_ping")
+        response.raise_for_status()
+    finally:
+        probe.close()
+    client = docker.from_env(version=response.headers.get("Api-Version") or "auto",
+                             timeout=API_TIMEOUT)
+    return client, response.headers.get("Server") or "unknown engine"
+
+
+def connect() -> docker.DockerClient:
+    """A client for the daemon; a clear error when none answers."""
+    try:
+        return open_engine()[0]
+    except (DockerException, RequestException) as exc:
         raise EnvironmentProblem(
-            f"docker mode needs a Docker daemon, and none answers ({reason})",
+            f"docker mode needs a Docker daemon, and none answers ({_first_line(exc)})",
             hint="start Docker (or podman's API service: `podman system service`) and check "
             "DOCKER_HOST; or use --mode native") from exc
-    client.api.timeout = API_TIMEOUT
-    return client
 
 
 class DockerBackend(Backend):
