@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,6 +172,19 @@ def test_first_install_then_noop_rerun_and_compose(dproject: DockerProject) -> N
     assert f"127.0.0.1:{port}:5432" in text
     assert f"container_name: {dproject.name}" in text
     assert f"{dproject.name}-data:/var/lib/postgresql/data" in text
+
+    # the engine's own health check (run by the harness's pump) agrees
+    deadline = time.monotonic() + 30
+    while dproject.container().attrs["State"]["Health"]["Status"] != "healthy":
+        assert time.monotonic() < deadline, dproject.container().attrs["State"]["Health"]
+        time.sleep(0.5)
+
+    removed = dproject.run("uninstall", "--purge", "--yes")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    with pytest.raises(docker.errors.NotFound):
+        dproject.container()
+    with pytest.raises(docker.errors.NotFound):
+        dproject.engine.client.volumes.get(f"{dproject.name}-data")
 
 
 def test_stopped_container_is_started_with_data(dproject: DockerProject) -> None:
