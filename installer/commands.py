@@ -224,7 +224,12 @@ def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str,
                 console: Console) -> ExitCode:
     env_path = Path(settings["env_file"]) if settings.get("env_file") else project_dir / ".env"
     recorded = read_env(env_path)
-    spec = docker_spec(resolve_settings(project_dir, settings, recorded=recorded))
+    other_mode = recorded.get("LEARNING_MODE", "docker") != "docker"
+    if other_mode:  # its recorded port and names belong to that server, not to a container
+        console.warn(f"this checkout is installed in {recorded['LEARNING_MODE']} mode; "
+                     "compose.yaml describes a separate docker-mode server")
+    spec = docker_spec(resolve_settings(project_dir, settings,
+                                        recorded={} if other_mode else recorded))
     path = project_dir / "compose.yaml"
     changed = write_compose(path, spec)
     console.step(f"{path.name} for docker compose", "changed" if changed else "ok",

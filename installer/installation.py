@@ -175,7 +175,7 @@ def build_docker(settings: Settings, recorded: dict[str, str], passwords: Passwo
             f"the data volume {backend.spec.volume} exists but {settings.env_path} holds no admin "
             "password for it (was .env deleted?)",
             hint="restore .env from a backup; or, to start over and delete that volume's data, "
-            "run `python install.py uninstall --purge --mode docker`")
+            f"run `docker rm -f {backend.spec.name}; docker volume rm {backend.spec.volume}`")
     backend.spec.port = _decide_port(settings, backend, notes, DEFAULT_DOCKER_PORT)
     return backend
 

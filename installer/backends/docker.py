@@ -236,18 +236,18 @@ class DockerBackend(Backend):
         try:
             self.client.containers.run(**self.spec.run_kwargs(self.password))
         except APIError as exc:
+            details = self.log_tail()
+            if (leftover := self.container()) is not None:
+                leftover.remove(force=True)  # a failed start leaves it `created`, holding the name
             self._raise_port_clash(exc)
             raise ServerError(f"the engine refused to run {self.spec.name}: {_first_line(exc)}",
-                              details=self.log_tail()) from exc
+                              details=details) from exc
         waited = self.wait_ready()
         return f"{self.spec.name} on {self.spec.host}:{self.spec.port} (ready after {waited:.1f} s)"
 
     def _raise_port_clash(self, exc: APIError) -> None:
         if not any(marker in str(exc).lower() for marker in _PORT_CLASH):
             return
-        found = self.container()
-        if found is not None and found.status != "running":
-            found.remove(force=True)  # a failed start leaves a `created` container holding the name
         raise EnvironmentProblem(
             f"port {self.spec.port} on {self.spec.host} is taken by another program",
             hint="stop that program, or choose another port with --port; without --port the "
