@@ -31,7 +31,7 @@ install_engine() {
     if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
         log "installing podman + runc"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 podman runc >/dev/null
     fi
     # crun fails on cgroup v1 hosts ("cgroups in hybrid mode not supported"); podman's default
     # rlimits exceed a sandbox's hard limits ("setrlimit ... Operation not permitted").
