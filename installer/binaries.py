@@ -11,8 +11,13 @@ from pathlib import Path
 
 from installer.errors import EnvironmentProblem
 
-_SYSTEM_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/homebrew/opt/postgresql@*/bin",
-                  "/usr/local/opt/postgresql@*/bin", "/Applications/Postgres.app/Contents/Versions/*/bin")
+_SYSTEM_SEARCH = (
+    "/usr/lib/postgresql/*/bin",  # Debian, Ubuntu
+    "/usr/pgsql-*/bin",  # RHEL, Fedora (PGDG)
+    "/opt/homebrew/opt/postgresql@*/bin",  # macOS Homebrew
+    "/usr/local/opt/postgresql@*/bin",
+    "/Applications/Postgres.app/Contents/Versions/*/bin",
+)
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,20 @@ import psycopg
 from psycopg import sql
 from rich.table import Table
 
+from installer.compose import write_compose
+from installer.config import resolve_settings
 from installer.console import Console
-from installer.envfile import remove_env_keys
+from installer.envfile import read_env, remove_env_keys
 from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.exchange import hook
 from installer.exchange.import_ import find_source
 from installer.exchange.sync import run_export, run_import
-from installer.installation import Installation
+from installer.installation import Installation, docker_spec
 from installer.mcp_config import remove_claude_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.prompts import confirm, interactive
 from installer.steps import StepResult, run_steps
 
 
@@ -161,10 +164,12 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
     installation = _load(project_dir, settings, console, probe_docker=False)
     _require_installed(installation)
     if purge and not getattr(args, "yes", False):
-        from installer.prompts import confirm
-
-        if not confirm(f"Delete the learning database and all its data "
-                       f"({installation.backend.describe().get('data_dir')})?"):
+        where = installation.backend.describe().get("data_dir")
+        if not interactive():
+            raise ConfigError(f"--purge deletes all learning data in {where}; it needs a "
+                              "confirmation and there is no terminal to ask",
+                              hint="add --yes to confirm; nothing was removed")
+        if not confirm(f"Delete the learning database and all its data ({where})?"):
             console.info("Nothing was removed.")
             return ExitCode.FAILED
     console.step("Server", "changed", installation.backend.remove(purge=purge))
@@ -223,6 +228,27 @@ def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     _report_detection(installation, console)
     console.emit_json({"detected": installation.detection.as_dict(),
                        "mode": installation.settings.mode})
+    return ExitCode.OK
+
+
+def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+                console: Console) -> ExitCode:
+    env_path = Path(settings["env_file"]) if settings.get("env_file") else project_dir / ".env"
+    recorded = read_env(env_path)
+    other_mode = recorded.get("LEARNING_MODE", "docker") != "docker"
+    if other_mode:  # its recorded port and names belong to that server, not to a container
+        console.warn(f"this checkout is installed in {recorded['LEARNING_MODE']} mode; "
+                     "compose.yaml describes a separate docker-mode server")
+    spec = docker_spec(resolve_settings(project_dir, settings,
+                                        recorded={} if other_mode else recorded))
+    path = project_dir / "compose.yaml"
+    changed = write_compose(path, spec)
+    console.step(f"{path.name} for docker compose", "changed" if changed else "ok",
+                 f"{spec.image} as {spec.name}, port {spec.host}:{spec.port}, volume {spec.volume}")
+    if "LEARNING_ADMIN_PASSWORD" not in recorded:
+        console.warn(f"{env_path} holds no LEARNING_ADMIN_PASSWORD yet: run "
+                     "`python install.py --mode docker` first (compose reads the password there)")
+    console.emit_json({"ok": True, "path": str(path), "changed": changed})
     return ExitCode.OK
 
 

@@ -19,6 +19,7 @@ from installer.errors import ConfigError
 MODES = ("auto", "native", "docker", "external")
 BINARIES = ("auto", "embedded", "system")
 DEFAULT_NATIVE_PORT = 5432
+DEFAULT_DOCKER_PORT = 5433
 
 
 @dataclass
@@ -34,6 +35,9 @@ class Settings:
     agent_role: str = "learning_agent"
     admin_user: str = "postgres"
     service_user: str = "learning-pg"
+    image: str = "pgvector/pgvector:pg16"  # docker mode
+    container_name: str = "learning-postgres"
+    volume_name: str | None = None  # None: "<container_name>-data"
     env_file: Path | None = None
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
     import_exports: bool = True
@@ -66,6 +70,9 @@ _ENVIRONMENT = {
     "agent_role": ("LEARNING_AGENT_ROLE", "LEARNING_AGENT_USER"),
     "admin_user": ("LEARNING_ADMIN_USER", "LEARNING_ADMIN_USER"),
     "service_user": ("LEARNING_SERVICE_USER", None),
+    "image": ("LEARNING_IMAGE", "LEARNING_IMAGE"),
+    "container_name": ("LEARNING_CONTAINER", "LEARNING_CONTAINER"),
+    "volume_name": ("LEARNING_VOLUME", "LEARNING_VOLUME"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", None),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", None),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),

@@ -231,8 +231,9 @@ def _statements(sql: str) -> list[tuple[int, str]]:
 def _execute_file(conn: psycopg.Connection, migration: Migration) -> None:
     sql = migration.sql
     for offset, statement in _statements(sql):
-        keyword = sqlparse.format(statement, strip_comments=True).split(None, 1)[0].upper()
-        if keyword.rstrip(";") in _TRANSACTION_CONTROL:
+        words = sqlparse.format(statement, strip_comments=True).split(None, 1)
+        keyword = words[0].upper().rstrip(";")
+        if keyword in _TRANSACTION_CONTROL:
             raise MigrationError(
                 f"{migration.path}, line {sql.count(chr(10), 0, offset) + 1}: {keyword} inside a "
                 "migration; the installer runs each file in its own transaction",

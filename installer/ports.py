@@ -10,6 +10,8 @@ from installer.errors import EnvironmentProblem
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing listens on host:port (we can bind it ourselves)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as PostgreSQL does: connections in TIME_WAIT after a stop must not count as "in use"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

