@@ -14,7 +14,8 @@ from installer import commands
 from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError
 
-COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose")
+COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
+            "refresh")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
     sub.add_parser("compose", parents=[common],
                    help="write compose.yaml for the docker-mode container (no password in it)")
+    sub.add_parser("refresh", parents=[common],
+                   help="refresh materialised views; create the coming months' partitions")
     return parser
 
 
