@@ -63,7 +63,10 @@ BEGIN
         coalesce('SECURITY DEFINER (would lend the owner''s rights to the agent role): ' || found,
                  'every function runs with its caller''s rights');
 
-    IF to_regclass('installer.embedding_columns') IS NOT NULL THEN
+    -- The registry is the installer's: a role without access to it (the agent) skips this.
+    IF EXISTS (SELECT 1 FROM pg_class
+                WHERE relnamespace = 'installer'::regnamespace AND relname = 'embedding_columns')
+       AND has_schema_privilege('installer', 'USAGE') THEN
         SELECT string_agg(u.table_name || '.' || u.column_name, ', ') INTO found
           FROM unconverted_embedding_columns() u;
         SELECT count(*) INTO total FROM installer.embedding_columns;
