@@ -3,6 +3,7 @@ and on the embedded PostgreSQL 16 with pgvector, and the agent role can only rea
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import pytest
 from psycopg import errors, sql
 
 from installer.credentials import ConnInfo
-from installer.errors import ConfigError
+from installer.errors import ConfigError, ExitCode
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.schema_maintenance import EmbeddingColumnsStep, PartitionsStep
@@ -406,7 +407,31 @@ def test_installed_schema_is_valid_and_the_agent_role_only_reads(
         with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
             connect(agent.to(dbname=other)).close()
 
-    refreshed = project.run("refresh", check=True)
-    assert "daily_learning_metrics" in refreshed.stdout
+    with connect(owner, autocommit=True) as conn:  # a month with no partition yet
+        conn.execute("INSERT INTO learning_events (event_type, created_at) "
+                     "VALUES ('late', now() + interval '3 years')")
+    refreshed = json.loads(project.run("refresh", "--json", check=True).stdout)
+    assert len(refreshed["partitions_created"]) == 1
+    assert set(refreshed["views_refreshed"]) == {"daily_learning_metrics",
+                                                 "response_performance_metrics"}
     again = project.install("--binaries", binaries, check=True)
-    assert "Nothing to do" in again.stdout
+    assert "Nothing to do" in again.stdout  # the new partition is readable by the agent too
+
+
+def test_install_with_chosen_modules_installs_only_those(project: Project) -> None:
+    project.install("--binaries", "system", LEARNING_MODULES="agent_persistence", check=True)
+    env = project.read_env()
+    assert env["LEARNING_MODULES"] == "agent_persistence"
+    status = json.loads(project.run("status", "--json").stdout)
+    assert status["healthy"] is True
+    assert status["pending_migrations"] == []  # status follows the recorded choice
+    assert "agent_memory_bank" in status["tables"] and "sessions" not in status["tables"]
+    refreshed = json.loads(project.run("refresh", "--json", check=True).stdout)
+    assert refreshed["partitions_created"] == refreshed["views_refreshed"] == []
+
+
+def test_refresh_before_install_says_what_to_do(project: Project) -> None:
+    result = project.run("refresh")
+    assert result.returncode == int(ExitCode.CONFIG)
+    assert "nothing is installed here yet" in result.stderr
+    assert "install.py --full" in result.stderr
