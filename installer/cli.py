@@ -15,7 +15,7 @@ from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError
 
 COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
-            "export", "import", "hooks")
+            "refresh", "export", "import", "hooks")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
     sub.add_parser("compose", parents=[common],
                    help="write compose.yaml for the docker-mode container (no password in it)")
+    sub.add_parser("refresh", parents=[common],
+                   help="refresh materialised views; create the coming months' partitions")
     sub.add_parser("export", parents=[common], help="write the learning data to exports/")
     imports = sub.add_parser("import", parents=[common],
                              help="load exports/ (or --from DIR) into the learning database")

@@ -43,6 +43,7 @@ class Settings:
     import_exports: bool = True
     install_hooks: bool = True
     health_timeout: float = 60.0
+    modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -76,6 +77,7 @@ _ENVIRONMENT = {
     "import_exports": ("LEARNING_IMPORT_EXPORTS", None),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", None),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
+    "modules": ("LEARNING_MODULES", "LEARNING_MODULES"),
 }
 # The mode recorded in .env is where the installation lives; re-runs go back to it.
 _RECORDED_ONLY_WHEN_AUTO = {"mode"}
@@ -84,6 +86,9 @@ _RECORDED_ONLY_WHEN_AUTO = {"mode"}
 def _convert(name: str, raw: Any, origin: str) -> Any:
     kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
     try:
+        if "list" in str(kind) and isinstance(raw, str):  # "a,b" or "all"
+            names = [name.strip() for name in raw.split(",") if name.strip()]
+            return None if names == ["all"] else names
         if "int" in str(kind):
             value: Any = int(raw)
             if not 1 <= value <= 65535:
