@@ -7,9 +7,9 @@ temporary staging table and one `INSERT … ON CONFLICT (<primary key>)` merges 
 already present are kept, except that in a table with `updated_at` an incoming row with a
 newer `updated_at` replaces the local one (last writer wins). The file's SHA-256 is computed
 while it streams and compared with the manifest before commit, so a file that fails any check
-leaves nothing behind. The transaction says `SET LOCAL learning.import = 'on'`, which the
-schema's side-effect triggers honour, and the `set_updated_at` triggers are disabled for the
-load so a replayed `updated_at` is kept.
+leaves nothing behind. The transaction says `SET LOCAL learning.import = 'on'`: the schema's
+triggers then skip their side effects and `set_updated_at` keeps the replayed `updated_at`
+(sql/learning/003 and 004).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ PROGRESS_MIN_BYTES = 8 << 20
 _STAGE = sql.Identifier("_learning_import")
 _MISMATCH = (f"{{path}} does not match its SHA-256 in {MANIFEST_NAME} (edited, truncated, or "
              "left over from a merge?)")
-_TRIGGER_ENABLE = {"O": "ENABLE TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
 
 
 @dataclass(frozen=True)
@@ -151,26 +150,6 @@ def _chunks(path: Path, layout: _Layout, table: str,
             yield chunk, len(chunk)
 
 
-def _disable_triggers(conn: psycopg.Connection, table: catalog.Table) -> list[tuple[str, str]]:
-    """Disable the table's updated_at stamping triggers (older schemas stamp even a replayed
-    value); returns them with their states for _enable_triggers."""
-    triggers = conn.execute(
-        "SELECT t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
-        "WHERE t.tgrelid = %s::regclass AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') "
-        "AND p.proname = 'set_updated_at' ORDER BY 1", (table.ident.as_string(conn),)).fetchall()
-    for name, _ in triggers:
-        conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
-            table.ident, sql.Identifier(name)))
-    return triggers
-
-
-def _enable_triggers(conn: psycopg.Connection, table: catalog.Table,
-                     triggers: list[tuple[str, str]]) -> None:
-    for name, state in triggers:
-        conn.execute(sql.SQL("ALTER TABLE {} {} {}").format(
-            table.ident, sql.SQL(_TRIGGER_ENABLE[state]), sql.Identifier(name)))
-
-
 def _copy(conn: psycopg.Connection, target: sql.Composable, columns: list[str],
           chunks: Iterator[tuple[bytes, int]], advance: Callable[[int], None]) -> int:
     query = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
@@ -215,7 +194,6 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
         conn.execute("SET CONSTRAINTS ALL DEFERRED")
         conn.execute("SET LOCAL learning.import = 'on'")
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.ident))
-        triggers = _disable_triggers(conn, table)
         empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
             table.ident)).fetchone()[0]
         if empty and not layout.ignored and not any(c.float_array for c in layout.targets):
@@ -233,7 +211,6 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
             raise BadFile(_MISMATCH.format(path=path))
         if entry is not None and outcome.rows != entry.rows:
             raise BadFile(f"{path} holds {outcome.rows} rows; {MANIFEST_NAME} says {entry.rows}")
-        _enable_triggers(conn, table, triggers)
     return digest.hexdigest()
 
 
