@@ -14,6 +14,7 @@ from installer.exchange import state
 from installer.exchange.export import ExportResult, export_all
 from installer.exchange.import_ import FileOutcome, Source, find_source, import_source
 from installer.exchange.manifest import MANIFEST_NAME
+from installer.schema_maintenance import refresh
 
 
 def _connect(owner: ConnInfo) -> psycopg.Connection:
@@ -64,9 +65,12 @@ def _report(outcomes: list[FileOutcome], console: Console) -> DataError | None:
 def run_import(owner: ConnInfo, source: Source, console: Console, *,
                force: bool = False, record: bool = True) -> tuple[list[FileOutcome],
                                                                   DataError | None]:
-    """Import `source`; remember its manifest when every file went in."""
+    """Import `source`, then refresh what derives from the rows; remember the manifest when
+    every file went in."""
     outcomes = import_source(owner, source, console, force=force)
     problem = _report(outcomes, console)
+    if any(o.imported or o.updated for o in outcomes):
+        refresh(owner, console)  # materialised views and partitions follow the new rows
     if problem is None and record and source.fingerprint:
         with _connect(owner) as conn:
             state.record(conn, source.fingerprint)
