@@ -43,7 +43,11 @@ def git(project_dir: Path, *args: str, check: bool = True) -> subprocess.Complet
 
 
 def _git_path(project_dir: Path, name: str) -> Path | None:
-    result = git(project_dir, "rev-parse", "--git-path", name, check=False)
+    """A path inside the repository's git directory; None outside a work tree or without git."""
+    try:
+        result = git(project_dir, "rev-parse", "--git-path", name, check=False)
+    except FileNotFoundError:
+        return None
     if result.returncode != 0:
         return None
     path = Path(result.stdout.strip())
