@@ -72,8 +72,6 @@ def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) ->
             handle.write(buffer)
             digest.update(buffer)
             rows = cur.rowcount
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -121,6 +119,8 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
         if item.target.exists() and sha256_file(item.target) == item.entry.sha256:
             item.tmp.unlink()
         else:
+            with item.tmp.open("rb") as handle:  # on disk before it replaces the old file
+                os.fsync(handle.fileno())
             os.replace(item.tmp, item.target)
             result.changed_files.append(item.entry.file)
     if write_if_changed(exports_dir / MANIFEST_NAME, manifest.to_bytes()):
