@@ -13,8 +13,9 @@ from rich.table import Table
 from installer.console import Console
 from installer.envfile import remove_env_keys
 from installer.errors import ConfigError, ExitCode
+from installer.fileutil import write_if_changed
 from installer.installation import Installation
-from installer.mcp_config import remove_claude_entry
+from installer.mcp_config import CLIENTS, read_text
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
@@ -24,7 +25,10 @@ from installer.steps import StepResult, run_steps
 
 def _load(project_dir: Path, settings: dict[str, Any], console: Console,
           probe_docker: bool = True) -> Installation:
-    installation = Installation.load(project_dir, settings, console, probe_docker=probe_docker)
+    cli = {k: v for k, v in settings.items() if k != "profile"}
+    profile = settings.get("profile")
+    installation = Installation.load(project_dir, cli, console, probe_docker=probe_docker,
+                                     profile=profile.values if profile else None)
     for note in installation.notes:
         console.warn(note)
     return installation
@@ -64,9 +68,12 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     owner = installation.owner_conn()
     console.info(f"  database: {owner.masked_url()}")
     console.info(f"  agent role (read-only): {installation.settings.agent_role}")
-    console.info(f"  files: {installation.settings.env_path}, {project_dir / '.mcp.json'}")
-    console.info("  next: `python install.py status`; agents connect through .mcp.json")
-    console.emit_json({"ok": True, "changes": len(changed), **summary})
+    mcp_files = [str(CLIENTS[name].path(project_dir)) for name in installation.settings.mcp_clients]
+    console.info(f"  files: {', '.join([str(installation.settings.env_path), *mcp_files])}")
+    console.info("  next: `python install.py status`; `python install.py backup`; restart your "
+                 "MCP clients so they pick up the learning-db server")
+    console.emit_json({"ok": True, "changes": len(changed), "files": [
+        str(installation.settings.env_path), *mcp_files], **summary})
     return ExitCode.OK
 
 
@@ -164,8 +171,11 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
             return ExitCode.FAILED
     console.step("Server", "changed", installation.backend.remove(purge=purge))
     agent = installation.agent_conn()
-    if remove_claude_entry(project_dir / ".mcp.json"):
-        console.step("MCP server entry", "changed", "removed from .mcp.json")
+    for client in CLIENTS.values():
+        path = client.path(project_dir)
+        if path.exists() and (text := client.without(read_text(path), path)) is not None:
+            write_if_changed(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o777)
+            console.step(f"MCP server entry for {client.label}", "changed", f"removed from {path}")
     path = pgpass_path()
     if path.exists():
         write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,
@@ -219,3 +229,4 @@ def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     console.emit_json({"detected": installation.detection.as_dict(),
                        "mode": installation.settings.mode})
     return ExitCode.OK
+

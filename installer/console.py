@@ -59,13 +59,24 @@ class Console:
             self.err.print(f"{MARKS['warning']} {escape(text)}")
 
     # -- steps -------------------------------------------------------------------------------
-    def step(self, title: str, state: str, detail: str = "") -> None:
-        """Record one step's outcome: ok (nothing to do), changed, planned, failed, skipped."""
-        self.steps.append({"step": title, "state": state, "detail": detail})
+    def step(self, title: str, state: str, detail: str = "", *, diff: str = "",
+             action: str = "") -> None:
+        """Record one step's outcome: ok (nothing to do), changed, planned, failed, skipped.
+        `action` is what a check found (create, change, repair, blocked); `diff` a planned
+        file change."""
+        record = {"step": title, "state": state, "detail": detail}
+        if action:
+            record["action"] = action
+        if diff:
+            record["diff"] = diff
+        self.steps.append(record)
         if self.quiet and state != "failed":
             return
         suffix = f" [dim]— {escape(detail)}[/]" if detail else ""
         self.out.print(f"{MARKS[state]} {escape(title)}{suffix}")
+        for line in diff.splitlines():
+            style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
+            self.out.print(f"    [{style}]{escape(line)}[/]")
 
     @contextmanager
     def working(self, title: str) -> Iterator[None]:

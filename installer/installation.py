@@ -20,6 +20,7 @@ from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.errors import ConfigError, EnvironmentProblem
+from installer.mcp_config import CLIENTS
 from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
@@ -40,7 +41,8 @@ class Installation:
     @classmethod
     def load(cls, project_dir: Path, cli: dict[str, Any], console: Console,
              profile: dict[str, Any] | None = None, probe_docker: bool = True) -> Installation:
-        env_path = Path(cli["env_file"]) if cli.get("env_file") else project_dir / ".env"
+        env_file = cli.get("env_file") or (profile or {}).get("env_file")
+        env_path = Path(env_file) if env_file else project_dir / ".env"
         recorded = read_env(env_path)
         settings = resolve_settings(project_dir, cli, profile=profile, recorded=recorded)
         detection = detect(probe_docker=probe_docker and settings.mode in ("auto", "docker"))
@@ -97,7 +99,8 @@ class Installation:
             MigrationsStep(self.owner_conn(), s.sql_dir),
             AgentGrantsStep(self.owner_conn(), s.agent_role),
             PgpassStep(self.agent_conn()),
-            McpConfigStep(s.project_dir / ".mcp.json", self.agent_conn()),
+            *(McpConfigStep(CLIENTS[name], s.project_dir, self.agent_conn())
+              for name in s.mcp_clients),
         ]
 
 
