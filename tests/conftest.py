@@ -158,6 +158,7 @@ def make_project(base: Path, shared_tmp: Path) -> Project:
     shutil.copytree(REPO / "installer", path / "installer",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "sql", path / "sql")
+    shutil.copytree(REPO / "profiles", path / "profiles")
     home = base / "home"
     home.mkdir(exist_ok=True)
     data_dir = shared_tmp / f"data-{uuid.uuid4().hex[:8]}"
