@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from rich.table import Table
 
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.commands import _load, _require_installed
@@ -255,14 +254,12 @@ def cmd_doctor(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
         findings = [*_step_findings(installation), *_machine_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]
-    table = Table(title="doctor")
-    for column in ("check", "state", "detail", "how to fix"):
-        table.add_column(column, overflow="fold")
-    colour = {"ok": "green", "warning": "yellow", "failed": "red"}
     for f in findings:
-        table.add_row(f.check, f"[{colour[f.state]}]{f.state}[/]", f.detail, f.hint)
-    console.table(table)
+        console.step(f.check, f.state, f.detail)
+        if f.hint and f.state != "ok":
+            console.info(f"    fix: {f.hint}")
     healthy = all(f.state != "failed" for f in findings)
-    console.info("everything looks right" if healthy else "problems found: see `how to fix`")
+    console.info("Everything looks right." if healthy else "Problems found: each says how to "
+                 "fix it.")
     console.emit_json({"ok": healthy, "checks": [f.__dict__ for f in findings]})
     return ExitCode.OK if healthy else ExitCode.FAILED
