@@ -43,6 +43,9 @@ def _common_options() -> argparse.ArgumentParser:
     where.add_argument("--database", help="learning database name (default learning_system)")
     where.add_argument("--env-file", type=Path, help="path of the .env file to write")
     where.add_argument("--health-timeout", type=float, help="seconds to wait for the server")
+    where.add_argument("--mcp-clients", metavar="A,B",
+                       help="MCP clients to configure: claude-code, cursor, vscode, "
+                       "claude-desktop, gemini, codex (comma-separated; empty for none)")
     where.add_argument("--yes", "-y", action="store_true",
                        help="answer yes; never prompt (also LEARNING_YES=1)")
     where.add_argument("--profile", metavar="NAME|PATH",
@@ -89,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout")
+    names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
+             "mcp_clients")
     return {name: getattr(args, name, None) for name in names}
 
 

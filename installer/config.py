@@ -67,6 +67,7 @@ _ENVIRONMENT = {
     "admin_user": ("LEARNING_ADMIN_USER", "LEARNING_ADMIN_USER"),
     "service_user": ("LEARNING_SERVICE_USER", None),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
+    "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
 }
 # The mode recorded in .env is where the installation lives; re-runs go back to it.
 _RECORDED_ONLY_WHEN_AUTO = {"mode"}
@@ -84,6 +85,9 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
             return float(raw)
         if "Path" in str(kind):
             return Path(str(raw)).expanduser()
+        if "list" in str(kind) and isinstance(raw, str):  # comma-separated; "none": empty
+            return [item.strip() for item in raw.split(",")
+                    if item.strip() and raw.strip().lower() != "none"]
         if "bool" in str(kind) and isinstance(raw, str):
             return raw.strip().lower() in ("1", "true", "yes", "on")
     except ValueError as exc:

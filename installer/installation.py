@@ -20,7 +20,7 @@ from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.errors import ConfigError, EnvironmentProblem
-from installer.mcp_config import CLIENTS
+from installer.mcp_config import clients_named
 from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
@@ -82,6 +82,7 @@ class Installation:
             cred.ADMIN_PASSWORD: self.passwords.admin,
             "LEARNING_AGENT_USER": self.settings.agent_role,
             cred.AGENT_PASSWORD: self.passwords.agent,
+            "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
         }
 
     def steps(self) -> list[Step]:
@@ -99,8 +100,8 @@ class Installation:
             MigrationsStep(self.owner_conn(), s.sql_dir),
             AgentGrantsStep(self.owner_conn(), s.agent_role),
             PgpassStep(self.agent_conn()),
-            *(McpConfigStep(CLIENTS[name], s.project_dir, self.agent_conn())
-              for name in s.mcp_clients),
+            *(McpConfigStep(client, s.project_dir, self.agent_conn())
+              for client in clients_named(s.mcp_clients)),
         ]
 
 

@@ -12,6 +12,7 @@ comments (VS Code's JSONC, Codex's TOML) and formatting stay as they were.
 
 from __future__ import annotations
 
+import difflib
 import os
 import platform
 from abc import ABC, abstractmethod
@@ -163,6 +164,16 @@ CLIENTS: dict[str, McpClient] = {client.name: client for client in (
     JsonClient("gemini", "Gemini CLI", lambda p: p / ".gemini" / "settings.json"),
     CodexClient(),
 )}
+
+
+def clients_named(names: list[str]) -> list[McpClient]:
+    unknown = [name for name in names if name not in CLIENTS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], CLIENTS, n=1)
+        raise ConfigError(f"unknown MCP client {unknown[0]!r}"
+                          + (f"; did you mean {close[0]!r}?" if close else ""),
+                          hint=f"MCP clients: {', '.join(CLIENTS)}")
+    return [CLIENTS[name] for name in names]
 
 
 def read_text(path: Path) -> str:

@@ -12,7 +12,6 @@ import pytest
 from tests.conftest import Project
 
 
-
 def _rows(project: Project) -> list[str]:
     with psycopg.connect(project.read_env()["DATABASE_URL"]) as conn:
         return [row[0] for row in conn.execute(

@@ -32,3 +32,12 @@ def test_recorded_mode_is_kept_only_while_nothing_asks_otherwise(tmp_path: Path)
     s = resolve_settings(tmp_path, {}, environ={}, profile={"mode": "docker"},
                          recorded=recorded)
     assert (s.mode, s.sources["mode"]) == ("docker", "profile")
+
+
+def test_mcp_clients_from_a_comma_separated_list(tmp_path: Path) -> None:
+    s = resolve_settings(tmp_path, {}, environ={"LEARNING_MCP_CLIENTS": "cursor, codex"},
+                         recorded={"LEARNING_MCP_CLIENTS": "vscode"})
+    assert (s.mcp_clients, s.sources["mcp_clients"]) == (["cursor", "codex"], "environment")
+    recorded = resolve_settings(tmp_path, {}, environ={},
+                                recorded={"LEARNING_MCP_CLIENTS": "none"})
+    assert recorded.mcp_clients == []
