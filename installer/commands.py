@@ -13,9 +13,8 @@ from rich.table import Table
 from installer.console import Console
 from installer.envfile import remove_env_keys
 from installer.errors import ConfigError, ExitCode
-from installer.fileutil import write_if_changed
 from installer.installation import Installation
-from installer.mcp_config import CLIENTS, read_text
+from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
@@ -172,10 +171,9 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
     console.step("Server", "changed", installation.backend.remove(purge=purge))
     agent = installation.agent_conn()
     for client in CLIENTS.values():
-        path = client.path(project_dir)
-        if path.exists() and (text := client.without(read_text(path), path)) is not None:
-            write_if_changed(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o777)
-            console.step(f"MCP server entry for {client.label}", "changed", f"removed from {path}")
+        if removed_from := remove_entry(client, project_dir, agent):
+            console.step(f"MCP server entry for {client.label}", "changed",
+                         f"removed from {removed_from}")
     path = pgpass_path()
     if path.exists():
         write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,

@@ -27,6 +27,7 @@ from tomlkit.exceptions import TOMLKitError
 from installer import jsonc
 from installer.credentials import ConnInfo
 from installer.errors import ConfigError
+from installer.fileutil import write_if_changed
 
 SERVER_NAME = "learning-db"
 MCP_SERVER_PACKAGE = "@modelcontextprotocol/server-postgres@0.6.2"
@@ -140,7 +141,7 @@ class CodexClient(McpClient):
             return None
         document = self._parse(text, source)
         del document["mcp_servers"][SERVER_NAME]  # type: ignore[union-attr]
-        return tomlkit.dumps(document)
+        return tomlkit.dumps(document).rstrip("\n") + "\n"  # no blank line left behind
 
 
 def claude_desktop_config() -> Path:
@@ -178,3 +179,16 @@ def clients_named(names: list[str]) -> list[McpClient]:
 
 def read_text(path: Path) -> str:
     return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def remove_entry(client: McpClient, project_dir: Path, agent: ConnInfo) -> Path | None:
+    """Remove our entry when it points at this installation (a user-wide file may hold
+    another checkout's); returns the file changed, or None."""
+    path = client.path(project_dir)
+    text = read_text(path)
+    entry = client.entry_in(text, path) if text else None
+    if not entry or agent.url(with_password=False) not in entry.get("args", []):
+        return None
+    write_if_changed(path, (client.without(text, path) or "").encode("utf-8"),
+                     mode=path.stat().st_mode & 0o777)
+    return path

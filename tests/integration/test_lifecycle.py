@@ -80,3 +80,15 @@ def test_logs_and_doctor(project: Project) -> None:
     assert "fix: run `python install.py --full`" in sick.stdout
     backup = project.run("backup")
     assert backup.returncode == 5 and "python install.py start" in backup.stderr
+
+
+def test_uninstall_removes_only_our_mcp_entries(project: Project) -> None:
+    codex = project.home / ".codex" / "config.toml"
+    codex.parent.mkdir()
+    codex.write_text('# mine\n[mcp_servers.other]\ncommand = "x"\n')
+    project.install("--binaries", "embedded", "--mcp-clients", "claude-code,codex",
+                    check=True)
+    assert "learning-db" in codex.read_text()
+    assert project.run("uninstall").returncode == 0
+    assert codex.read_text() == '# mine\n[mcp_servers.other]\ncommand = "x"\n'
+    assert "learning-db" not in (project.path / ".mcp.json").read_text()
