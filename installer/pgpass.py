@@ -25,14 +25,20 @@ def pgpass_line(host: str, port: int, database: str, user: str, password: str) -
     return ":".join(_escape(str(v)) for v in (host, port, database, user, password))
 
 
-def merge_pgpass(existing: str, line: str) -> str:
-    key = line.rsplit(":", 1)[0] + ":"
+def _key(host: str, port: int, database: str, user: str) -> str:
+    """The start of a line for this host, port, database and user (up to the password)."""
+    return pgpass_line(host, port, database, user, "")
+
+
+def merge_pgpass(existing: str, host: str, port: int, database: str, user: str,
+                 password: str) -> str:
+    key = _key(host, port, database, user)
     kept = [old for old in existing.splitlines() if not old.startswith(key)]
-    return "\n".join([*kept, line]) + "\n"
+    return "\n".join([*kept, key + _escape(password)]) + "\n"
 
 
 def remove_from_pgpass(existing: str, host: str, port: int, database: str, user: str) -> str:
-    key = pgpass_line(host, port, database, user, "").rstrip(":") + ":"
+    key = _key(host, port, database, user)
     kept = [old for old in existing.splitlines() if not old.startswith(key)]
     return "\n".join(kept) + "\n" if kept else ""
 

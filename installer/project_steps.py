@@ -100,7 +100,9 @@ class PgpassStep(Step):
 
     def apply(self, check: Check) -> str:
         existing = self.path.read_text() if self.path.exists() else ""
-        write_pgpass(self.path, merge_pgpass(existing, self._line()))
+        a = self.agent
+        write_pgpass(self.path, merge_pgpass(existing, a.host, a.port, a.dbname, a.user,
+                                             a.password or ""))
         return f"entry for {self.agent.user} written"
 
 

@@ -231,3 +231,17 @@ def test_uninstall_keeps_data_unless_purged(project: Project, binaries: str) -> 
     assert project.run("uninstall", "--purge", "--yes").returncode == 0
     assert not project.data_dir.exists()
     assert "PGPASSWORD" not in (project.path / ".env").read_text()
+
+
+def test_server_that_cannot_start_shows_its_log_and_keeps_the_data(project: Project,
+                                                                    binaries: str) -> None:
+    _install(project, binaries)
+    assert project.run("stop").returncode == 0
+    conf = project.data_dir / "pgdata" / "postgresql.conf"
+    conf.write_text(conf.read_text() + "\nshared_buffers = 'plenty'\n")
+    result = project.run("--full", "--health-timeout", "10")
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "PostgreSQL did not start" in result.stderr
+    assert "last lines of" in result.stderr and "shared_buffers" in result.stderr
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr
+    assert (project.data_dir / "pgdata" / "PG_VERSION").exists()
