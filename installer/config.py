@@ -68,6 +68,8 @@ _ENVIRONMENT = {
     "service_user": ("LEARNING_SERVICE_USER", None),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
+    "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
+    "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
 }
 # The mode recorded in .env is where the installation lives; re-runs go back to it.
 _RECORDED_ONLY_WHEN_AUTO = {"mode"}

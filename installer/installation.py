@@ -83,6 +83,8 @@ class Installation:
             "LEARNING_AGENT_USER": self.settings.agent_role,
             cred.AGENT_PASSWORD: self.passwords.agent,
             "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
+            "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
+            "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
         }
 
     def steps(self) -> list[Step]:

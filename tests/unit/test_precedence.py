@@ -41,3 +41,9 @@ def test_mcp_clients_from_a_comma_separated_list(tmp_path: Path) -> None:
     recorded = resolve_settings(tmp_path, {}, environ={},
                                 recorded={"LEARNING_MCP_CLIENTS": "none"})
     assert recorded.mcp_clients == []
+
+
+def test_recorded_choices_survive_a_rerun(tmp_path: Path) -> None:
+    recorded = {"LEARNING_INSTALL_HOOKS": "false", "LEARNING_IMPORT_EXPORTS": "true"}
+    s = resolve_settings(tmp_path, {}, environ={}, recorded=recorded)
+    assert (s.install_hooks, s.import_exports) == (False, True)
