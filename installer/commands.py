@@ -24,10 +24,7 @@ from installer.steps import StepResult, run_steps
 
 def _load(project_dir: Path, settings: dict[str, Any], console: Console,
           probe_docker: bool = True) -> Installation:
-    cli = {k: v for k, v in settings.items() if k != "profile"}
-    profile = settings.get("profile")
-    installation = Installation.load(project_dir, cli, console, probe_docker=probe_docker,
-                                     profile=profile.values if profile else None)
+    installation = Installation.load(project_dir, settings, console, probe_docker=probe_docker)
     for note in installation.notes:
         console.warn(note)
     return installation
@@ -227,4 +224,3 @@ def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     console.emit_json({"detected": installation.detection.as_dict(),
                        "mode": installation.settings.mode})
     return ExitCode.OK
-

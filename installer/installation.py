@@ -41,6 +41,10 @@ class Installation:
     @classmethod
     def load(cls, project_dir: Path, cli: dict[str, Any], console: Console,
              profile: dict[str, Any] | None = None, probe_docker: bool = True) -> Installation:
+        cli = dict(cli)
+        chosen = cli.pop("profile", None)  # the run's Profile: --profile or the wizard (cli.py)
+        if profile is None and chosen is not None:
+            profile = chosen.values
         env_file = cli.get("env_file") or (profile or {}).get("env_file")
         env_path = Path(env_file) if env_file else project_dir / ".env"
         recorded = read_env(env_path)
