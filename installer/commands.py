@@ -18,6 +18,7 @@ from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.steps import StepResult, run_steps
 
@@ -49,13 +50,16 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     installation = _load(project_dir, settings, console)
     _report_detection(installation, console)
     console.heading("Plan" if dry_run else "Install")
-    results = run_steps(installation.steps(), console, dry_run=dry_run)
+    steps = installation.steps()
+    results = run_steps(steps, console, dry_run=dry_run)
     changed = [r for r in results if r.state in ("changed", "planned")]
     summary = _summary(installation, results)
     if dry_run:
         console.info("Nothing would change." if not changed else
                      f"{len(changed)} step(s) would change; nothing was changed.")
-        console.emit_json({"ok": True, "dry_run": True, "changes": len(changed), **summary})
+        pending = [m for step in steps if isinstance(step, MigrationsStep) for m in step.pending]
+        console.emit_json({"ok": True, "dry_run": True, "changes": len(changed),
+                           "pending_migrations": pending, **summary})
         return ExitCode.CHANGES_PENDING if changed else ExitCode.OK
     if changed:
         console.heading(f"Done: {len(changed)} step(s) changed.")

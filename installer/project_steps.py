@@ -59,18 +59,20 @@ class MigrationsStep(Step):
 
     def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
         self.migrator = Migrator(owner.kwargs(), select_modules(sql_dir, modules))
+        self.pending: list[str] = []  # what the last check found to apply, for the plan
 
     def check(self) -> Check:
         try:
             current = self.migrator.plan()
         except psycopg.OperationalError:
-            every = [m.id for module in self.migrator.modules
-                     for m in load_module_migrations(module)]
+            self.pending = [m.id for module in self.migrator.modules
+                            for m in load_module_migrations(module)]
             return Check("blocked", "after the learning database exists, apply "
-                         + ", ".join(every))
+                         + ", ".join(self.pending))
         refuse_unsafe(current, allow_out_of_order=False)
+        self.pending = [m.id for m in current.pending]
         if current.pending:
-            return Check("change", "apply " + ", ".join(m.id for m in current.pending))
+            return Check("change", "apply " + ", ".join(self.pending))
         return ok(f"{len(current.applied)} applied, none pending")
 
     def apply(self, check: Check) -> str:

@@ -58,6 +58,7 @@ def test_dry_run_json_is_a_machine_readable_plan(project: Project) -> None:
     password_lines = [line for line in env_diff.splitlines() if "PASSWORD=" in line]
     assert password_lines and all(line.endswith("******") for line in password_lines)
     assert steps["PostgreSQL"]["action"] == "create"
+    assert plan["pending_migrations"] == ["learning/001_learning_tables"]
     assert not (project.path / ".env").exists()
 
 
@@ -66,6 +67,7 @@ def test_dry_run_after_install_reports_nothing_then_a_pending_change(project: Pr
     clean = project.run("--dry-run", "--json")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert json.loads(clean.stdout)["changes"] == 0
+    assert json.loads(clean.stdout)["pending_migrations"] == []
     (project.path / ".mcp.json").unlink()
     pending = project.run("--dry-run")
     assert pending.returncode == 2
@@ -101,7 +103,8 @@ def test_install_and_status_json_shapes(project: Project) -> None:
 
 
 def test_print_config_shows_sources_and_masks_passwords(project: Project) -> None:
-    project.install("--binaries", "embedded", check=True)
+    quiet = project.install("--binaries", "embedded", "--quiet", check=True)
+    assert quiet.stdout == "" and quiet.stderr == ""
     (project.path / "mine.yaml").write_text("database: learning_system\nhealth_timeout: 30\n"
                                             "mcp_clients: [cursor]\n")
     result = project.run("--print-config", "--json", "--profile", "mine.yaml", "--port",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def test_yes_on_a_terminal_takes_every_default(project: Project) -> None:
                    str(project.port), "--binaries", "embedded")
     assert _finish(child) == 0
     assert "?" not in child.before.split("Detected")[0]
+    assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", child.before)  # NO_COLOR: no colours
     assert project.read_env()["PGDATABASE"] == "learning_system"
 
 
