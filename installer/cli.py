@@ -15,8 +15,8 @@ from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.wizard import profile_for_run
 
-COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "backup",
-            "restore", "logs", "doctor")
+COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
+            "backup", "restore", "logs", "doctor")
 
 _HANDLERS = (commands, lifecycle, show_config)  # modules holding cmd_<name> functions
 
@@ -39,7 +39,9 @@ def _common_options() -> argparse.ArgumentParser:
     where.add_argument("--binaries", choices=("auto", "embedded", "system"),
                        help="native mode: which PostgreSQL binaries (auto: system if present)")
     where.add_argument("--data-dir", type=Path, help="native mode: instance directory")
-    where.add_argument("--port", type=int, help="server port (default 5432 or next free)")
+    where.add_argument("--port", type=int,
+                       help="server port (default 5432, docker 5433, or the next free one)")
+    where.add_argument("--image", help="docker mode: image (default pgvector/pgvector:pg16)")
     where.add_argument("--database", help="learning database name (default learning_system)")
     where.add_argument("--env-file", type=Path, help="path of the .env file to write")
     where.add_argument("--health-timeout", type=float, help="seconds to wait for the server")
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--accept-checksum", metavar="MODULE/NNN_name",
                          help="record the current checksum of an edited, applied file")
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
+    sub.add_parser("compose", parents=[common],
+                   help="write compose.yaml for the docker-mode container (no password in it)")
     sub.add_parser("backup", parents=[common],
                    help="pg_dump the learning database into backups/ (custom format)")
     restore = sub.add_parser("restore", parents=[common],
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "mcp_clients")
+             "image", "mcp_clients")
     return {name: getattr(args, name, None) for name in names}
 
 

@@ -10,10 +10,12 @@ import psycopg
 from psycopg import sql
 from rich.table import Table
 
+from installer.compose import write_compose
+from installer.config import resolve_settings
 from installer.console import Console
-from installer.envfile import remove_env_keys
+from installer.envfile import read_env, remove_env_keys
 from installer.errors import ConfigError, ExitCode
-from installer.installation import Installation
+from installer.installation import Installation, docker_spec
 from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
@@ -227,4 +229,25 @@ def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     _report_detection(installation, console)
     console.emit_json({"detected": installation.detection.as_dict(),
                        "mode": installation.settings.mode})
+    return ExitCode.OK
+
+
+def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+                console: Console) -> ExitCode:
+    env_path = Path(settings["env_file"]) if settings.get("env_file") else project_dir / ".env"
+    recorded = read_env(env_path)
+    other_mode = recorded.get("LEARNING_MODE", "docker") != "docker"
+    if other_mode:  # its recorded port and names belong to that server, not to a container
+        console.warn(f"this checkout is installed in {recorded['LEARNING_MODE']} mode; "
+                     "compose.yaml describes a separate docker-mode server")
+    spec = docker_spec(resolve_settings(project_dir, settings,
+                                        recorded={} if other_mode else recorded))
+    path = project_dir / "compose.yaml"
+    changed = write_compose(path, spec)
+    console.step(f"{path.name} for docker compose", "changed" if changed else "ok",
+                 f"{spec.image} as {spec.name}, port {spec.host}:{spec.port}, volume {spec.volume}")
+    if "LEARNING_ADMIN_PASSWORD" not in recorded:
+        console.warn(f"{env_path} holds no LEARNING_ADMIN_PASSWORD yet: run "
+                     "`python install.py --mode docker` first (compose reads the password there)")
+    console.emit_json({"ok": True, "path": str(path), "changed": changed})
     return ExitCode.OK

@@ -19,6 +19,7 @@ from installer.errors import ConfigError
 MODES = ("auto", "native", "docker", "external")
 BINARIES = ("auto", "embedded", "system")
 DEFAULT_NATIVE_PORT = 5432
+DEFAULT_DOCKER_PORT = 5433
 
 
 @dataclass
@@ -34,6 +35,10 @@ class Settings:
     agent_role: str = "learning_agent"
     admin_user: str = "postgres"
     service_user: str = "learning-pg"
+    image: str = "pgvector/pgvector:pg16"  # docker mode
+    container_name: str = "learning-postgres"
+    volume_name: str | None = None  # None: "<container_name>-data"
+    admin_url: str | None = None  # external mode, from a profile: no password (LEARNING_ADMIN_URL)
     env_file: Path | None = None
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
     import_exports: bool = True
@@ -66,6 +71,9 @@ _ENVIRONMENT = {
     "agent_role": ("LEARNING_AGENT_ROLE", "LEARNING_AGENT_USER"),
     "admin_user": ("LEARNING_ADMIN_USER", "LEARNING_ADMIN_USER"),
     "service_user": ("LEARNING_SERVICE_USER", None),
+    "image": ("LEARNING_IMAGE", "LEARNING_IMAGE"),
+    "container_name": ("LEARNING_CONTAINER", "LEARNING_CONTAINER"),
+    "volume_name": ("LEARNING_VOLUME", "LEARNING_VOLUME"),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
@@ -97,6 +105,15 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     return raw
 
 
+def split_profile(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = None
+                  ) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+    """cli.py passes the run's profile (--profile or the wizard's answers) under "profile"
+    in the command-line dict; returns the flags alone and the profile's values."""
+    flags = {key: value for key, value in cli.items() if key != "profile"}
+    chosen = cli.get("profile")
+    return flags, profile if profile is not None or chosen is None else chosen.values
+
+
 def resolve_settings(
     project_dir: Path,
     cli: Mapping[str, Any],
@@ -104,6 +121,7 @@ def resolve_settings(
     profile: Mapping[str, Any] | None = None,
     recorded: Mapping[str, str] | None = None,
 ) -> Settings:
+    cli, profile = split_profile(cli, profile)
     settings = Settings(project_dir=project_dir)
     sources = {f.name: "default" for f in dataclasses.fields(Settings) if f.name != "sources"}
     layers: list[tuple[str, Mapping[str, Any]]] = []

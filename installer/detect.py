@@ -49,16 +49,13 @@ def in_container() -> bool:
 
 
 def docker_daemon() -> tuple[str | None, str | None]:
-    """(engine version, None) when a daemon answers a ping; (None, why not) otherwise."""
+    """(engine name and version, None) when a daemon answers a ping; (None, why not) otherwise."""
     try:
-        import docker
+        from installer.backends.docker import open_engine
 
-        client = docker.from_env(timeout=DAEMON_PING_TIMEOUT)
-        try:
-            client.ping()
-            return str(client.version().get("Version", "unknown")), None
-        finally:
-            client.close()
+        client, engine = open_engine(DAEMON_PING_TIMEOUT)
+        client.close()
+        return engine, None
     except Exception as exc:  # the SDK raises many kinds; any of them means "no daemon"
         return None, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 

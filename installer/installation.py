@@ -6,15 +6,25 @@ changing anything, so `--dry-run` and `status` can use it as well as a real inst
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from installer import credentials as cred
+from installer.backends import docker as docker_backend
 from installer.backends.base import Backend
+from installer.backends.docker import ContainerSpec, DockerBackend
+from installer.backends.external import ADMIN_URL, ExternalBackend, admin_from
 from installer.backends.native import NativeBackend, default_instance_dir
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
-from installer.config import DEFAULT_NATIVE_PORT, Settings, resolve_settings
+from installer.config import (
+    DEFAULT_DOCKER_PORT,
+    DEFAULT_NATIVE_PORT,
+    Settings,
+    resolve_settings,
+    split_profile,
+)
 from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
@@ -41,10 +51,7 @@ class Installation:
     @classmethod
     def load(cls, project_dir: Path, cli: dict[str, Any], console: Console,
              profile: dict[str, Any] | None = None, probe_docker: bool = True) -> Installation:
-        cli = dict(cli)
-        chosen = cli.pop("profile", None)  # the run's Profile: --profile or the wizard (cli.py)
-        if profile is None and chosen is not None:
-            profile = chosen.values
+        cli, profile = split_profile(cli, profile)
         env_file = cli.get("env_file") or (profile or {}).get("env_file")
         env_path = Path(env_file) if env_file else project_dir / ".env"
         recorded = read_env(env_path)
@@ -53,10 +60,13 @@ class Installation:
         passwords = Passwords.from_env(recorded)
         mode = choose_mode(settings, detection, console)
         notes: list[str] = []
-        if mode != "native":
-            raise ConfigError(f"{mode} mode is not available yet",
-                              hint="use --mode native (the default when no Docker daemon answers)")
-        backend = build_native(settings, recorded, passwords, notes)
+        backend: Backend
+        if mode == "docker":
+            backend = build_docker(settings, recorded, passwords, notes)
+        elif mode == "external":
+            backend = build_external(settings, recorded, passwords, profile)
+        else:
+            backend = build_native(settings, recorded, passwords, notes)
         settings.mode = mode
         return cls(settings, recorded, passwords, backend, detection, notes)
 
@@ -73,9 +83,8 @@ class Installation:
     def env_values(self) -> dict[str, str]:
         """Every key the installer owns in .env."""
         owner = self.owner_conn()
-        return {
+        values = {
             "LEARNING_MODE": self.settings.mode,
-            **self.backend.recorded(),
             "DATABASE_URL": owner.url(),
             "PGHOST": owner.host,
             "PGPORT": str(owner.port),
@@ -89,7 +98,10 @@ class Installation:
             "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
-        }
+        } | self.backend.recorded()
+        if self.backend.mode == "external":  # an external server's admin password is not ours
+            del values[cred.ADMIN_PASSWORD]
+        return values
 
     def steps(self) -> list[Step]:
         """The whole install, in order. Credentials reach .env before any server uses them."""
@@ -97,7 +109,7 @@ class Installation:
         admin = self.backend.admin_conn()
         roles = Roles(database=s.database, owner=s.owner_role, owner_password=self.passwords.owner,
                       agent=s.agent_role, agent_password=self.passwords.agent,
-                      lock_other_databases=self.backend.mode == "native")
+                      lock_other_databases=self.backend.mode != "external")
         return [
             EnvFileStep(s.env_path, self.env_values()),
             *self.backend.server_steps(),
@@ -112,11 +124,17 @@ class Installation:
 
 
 def choose_mode(settings: Settings, detection: Detection, console: Console) -> str:
+    """auto: docker when a daemon answers and we are not inside a container, else native."""
     if settings.mode != "auto":
-        return settings.mode
+        return settings.mode  # docker without a daemon fails clearly in build_docker
+    if detection.in_container:
+        console.info("running inside a container: using native mode (no sibling containers; "
+                     "--mode docker uses a mounted Docker socket)")
+        return "native"
     if detection.docker_daemon is None:
-        console.detail(f"no Docker daemon answered ({detection.docker_problem}); using native")
-    return "native"
+        console.info(f"no Docker daemon answered ({detection.docker_problem}); using native mode")
+        return "native"
+    return "docker"
 
 
 def _binaries(settings: Settings, recorded: dict[str, str]) -> PgBinaries:
@@ -147,13 +165,62 @@ def build_native(settings: Settings, recorded: dict[str, str], passwords: Passwo
             "for it (was .env deleted?)",
             hint="restore .env from a backup; or, to start over and delete that cluster's data, "
             "run `python install.py uninstall --purge`")
-    backend.port = _decide_port(settings, backend, notes)
+    backend.port = _decide_port(settings, backend, notes, DEFAULT_NATIVE_PORT)
     return backend
 
 
-def _decide_port(settings: Settings, backend: NativeBackend, notes: list[str]) -> int:
+def docker_spec(settings: Settings) -> ContainerSpec:
+    """The container the settings describe (the port is decided later, see build_docker)."""
+    return ContainerSpec(
+        image=settings.image, name=settings.container_name,
+        volume=settings.volume_name or f"{settings.container_name}-data", host=settings.host,
+        port=settings.port or DEFAULT_DOCKER_PORT, user=settings.admin_user,
+        project_dir=settings.project_dir.resolve())
+
+
+def build_docker(settings: Settings, recorded: dict[str, str], passwords: Passwords,
+                 notes: list[str]) -> DockerBackend:
+    backend = DockerBackend(client=docker_backend.connect(), spec=docker_spec(settings),
+                            password=passwords.admin, health_timeout=settings.health_timeout)
+    if backend.volume_exists() and "admin" in passwords.generated:
+        # the image set the password when it first initialised the volume; a new one never works
+        raise ConfigError(
+            f"the data volume {backend.spec.volume} exists but {settings.env_path} holds no admin "
+            "password for it (was .env deleted?)",
+            hint="restore .env from a backup; or, to start over and delete that volume's data, "
+            f"run `docker rm -f {backend.spec.name}; docker volume rm {backend.spec.volume}`")
+    backend.spec.port = _decide_port(settings, backend, notes, DEFAULT_DOCKER_PORT)
+    return backend
+
+
+def build_external(settings: Settings, recorded: dict[str, str], passwords: Passwords,
+                   profile: dict[str, Any] | None) -> ExternalBackend:
+    admin = admin_from(os.environ, profile)
+    if admin is not None:
+        host, port = admin.host, admin.port
+    elif recorded.get("PGHOST") and recorded.get("PGPORT"):
+        host, port = settings.host, settings.port or int(recorded["PGPORT"])
+    else:
+        raise ConfigError(
+            "external mode needs the server's admin connection",
+            hint=f"set {ADMIN_URL}=postgresql://USER@HOST:PORT/postgres in the environment "
+            "(password in the URL, in LEARNING_ADMIN_PASSWORD or in ~/.pgpass; never on the "
+            "command line); the user needs CREATEDB and CREATEROLE")
+    owner = ConnInfo(host, port, settings.database, settings.owner_role, passwords.owner)
+    roles = Roles(database=settings.database, owner=settings.owner_role,
+                  owner_password=passwords.owner, agent=settings.agent_role,
+                  agent_password=passwords.agent, lock_other_databases=False)
+    new_roles = {"owner": settings.owner_role, "agent": settings.agent_role}
+    return ExternalBackend(admin=admin, owner=owner, roles=roles,
+                           recorded_admin_user=recorded.get("LEARNING_ADMIN_USER"),
+                           unknown_passwords=[new_roles[name] for name in passwords.generated
+                                              if name in new_roles])
+
+
+def _decide_port(settings: Settings, backend: NativeBackend | DockerBackend, notes: list[str],
+                 default: int) -> int:
     running = backend.running_port()
-    wanted = settings.port or DEFAULT_NATIVE_PORT
+    wanted = settings.port or default
     if running == wanted or port_is_free(wanted):
         return wanted
     if settings.sources["port"] in _EXPLICIT:

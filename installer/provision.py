@@ -1,6 +1,7 @@
 """Roles, the learning database, extensions and grants — created idempotently as the admin.
 
-Three roles: the admin (cluster superuser in native mode), the owner of the learning database
+Three roles: the admin (cluster superuser in native and docker mode; on an external server
+it may be a plain role with CREATEDB and CREATEROLE), the owner of the learning database
 (migrations and data writes; `DATABASE_URL`), and the read-only agent role used by MCP
 servers: SELECT only, `default_transaction_read_only` on, CONNECT on the learning database
 only. Passwords are sent as SCRAM verifiers computed client-side, so the clear text never
@@ -108,12 +109,12 @@ class RolesAndDatabaseStep(Step):
                 for role, password in ((r.owner, r.owner_password), (r.agent, r.agent_password)):
                     _set_password(conn, role, password, create=role not in existing)
                 agent = sql.Identifier(r.agent)
-                conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                                     "NOREPLICATION").format(agent))
+                _drop_agent_privileges(conn, r.agent)
                 conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on")
                              .format(agent))
                 conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(agent))
                 database = sql.Identifier(r.database)
+                _become_member_of(conn, r.owner)
                 if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                                 (r.database,)).fetchone() is None:
                     conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' "
@@ -136,20 +137,46 @@ class RolesAndDatabaseStep(Step):
         return check.detail or "created"
 
 
+def _drop_agent_privileges(conn: psycopg.Connection, agent: str) -> None:
+    """Only the attributes the agent actually has are removed: a non-superuser admin may not
+    even mention SUPERUSER or REPLICATION in ALTER ROLE."""
+    row = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication "
+                       "FROM pg_roles WHERE rolname = %s", (agent,)).fetchone()
+    names = ("NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION")
+    if row and (dropped := [name for name, has in zip(names, row, strict=True) if has]):
+        conn.execute(sql.SQL("ALTER ROLE {} " + " ".join(dropped)).format(sql.Identifier(agent)))
+
+
+def _become_member_of(conn: psycopg.Connection, owner: str) -> None:
+    """A non-superuser admin (CREATEDB, CREATEROLE) must be able to SET ROLE to the owner to
+    give it a database; from PostgreSQL 16 creating a role grants only ADMIN OPTION on it."""
+    privilege = "SET" if conn.info.server_version >= 160000 else "MEMBER"
+    if not conn.execute("SELECT pg_has_role(current_user, %s, %s)",
+                        (owner, privilege)).fetchone()[0]:
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(owner)))
+
+
 class VectorExtensionStep(Step):
     title = "pgvector extension"
 
     def __init__(self, admin: ConnInfo, database: str):
         self.admin = admin.to(dbname=database)
 
-    def _state(self) -> tuple[bool, bool] | None:
+    def _state(self) -> tuple[bool, bool, bool] | None:
+        """(available, installed, creatable by the admin), or None when unreachable."""
         try:
             with _connect(self.admin) as conn:
                 available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = "
                                          "'vector'").fetchone() is not None
                 installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = "
                                          "'vector'").fetchone() is not None
-                return available, installed
+                creatable = conn.execute(
+                    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+                    "(coalesce((SELECT trusted FROM pg_available_extension_versions v JOIN "
+                    "pg_available_extensions e USING (name) WHERE name = 'vector' AND "
+                    "v.version = e.default_version), false) AND "
+                    "has_database_privilege(current_database(), 'CREATE'))").fetchone()[0]
+                return available, installed, bool(creatable)
         except psycopg.OperationalError:
             return None
 
@@ -157,16 +184,23 @@ class VectorExtensionStep(Step):
         state = self._state()
         if state is None:
             return Check("blocked", "after the learning database exists")
-        available, installed = state
+        available, installed, creatable = state
         if installed:
             return ok("installed")
         if not available:
             return ok("not available on this server: embeddings use the real[] fallback")
+        if not creatable:
+            return ok(f"{self.admin.user} may not create it: embeddings use the real[] "
+                      f"fallback (a superuser can run CREATE EXTENSION vector in "
+                      f"{self.admin.dbname})")
         return Check("create", "CREATE EXTENSION vector")
 
     def apply(self, check: Check) -> str:
-        with _connect(self.admin, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        try:
+            with _connect(self.admin, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            return f"not permitted ({exc}): embeddings use the real[] fallback"
         return "installed"
 
 

@@ -22,12 +22,11 @@ _PASSWORDS = (("admin password", cred.ADMIN_PASSWORD), ("owner password", cred.O
 
 def effective_config(project_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Setting -> {value, source}; passwords and variables named by `*_env` settings masked."""
-    cli = {key: value for key, value in settings.items() if key != "profile"}
     profile = settings.get("profile")
     values = profile.values if profile else {}
-    env_file = cli.get("env_file") or values.get("env_file") or project_dir / ".env"
+    env_file = settings.get("env_file") or values.get("env_file") or project_dir / ".env"
     recorded = read_env(Path(env_file))
-    resolved = resolve_settings(project_dir, cli, profile=values, recorded=recorded)
+    resolved = resolve_settings(project_dir, settings, recorded=recorded)
     result: dict[str, dict[str, Any]] = {}
     for field in dataclasses.fields(Settings):
         if field.name == "sources":

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from installer.config import DEFAULT_NATIVE_PORT, Settings, resolve_settings
+from installer.config import DEFAULT_DOCKER_PORT, DEFAULT_NATIVE_PORT, Settings, resolve_settings
 from installer.console import Console
 from installer.detect import Detection, detect
 from installer.envfile import read_env
@@ -61,12 +61,18 @@ def recommended_mode(detection: Detection) -> tuple[str, str]:
 
 
 def _port_default(mode: str, settings: Settings) -> int:
-    wanted = settings.port or (5433 if mode == "docker" else DEFAULT_NATIVE_PORT)
+    wanted = settings.port or (DEFAULT_DOCKER_PORT if mode == "docker" else DEFAULT_NATIVE_PORT)
     return next_free_port(wanted)
 
 
 def _valid_port(text: str) -> bool | str:
     return (text.isdigit() and 1 <= int(text) <= 65535) or "a number from 1 to 65535"
+
+
+def _valid_admin_url(text: str) -> bool | str:
+    if not re.match(r"^postgres(ql)?://[^@/\s]+@[^/\s]+", text) or "HOST" in text:
+        return "postgresql://USER@HOST:PORT/postgres"
+    return ":" not in text.split("://", 1)[1].split("@", 1)[0] or "no password here, please"
 
 
 def _valid_name(text: str) -> bool | str:
@@ -90,7 +96,12 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
             f"Where should PostgreSQL run? (recommended: {mode}, because {why})",
             choices=[Choice(text, value=name) for name, text in MODE_HELP.items()],
             default=mode).unsafe_ask()
-    if "port" in asked:
+    if mode == "external" and "admin_url" in asked and not os.environ.get("LEARNING_ADMIN_URL"):
+        answers["admin_url"] = questionary.text(
+            "Admin connection of the server, without its password (the password goes in "
+            "LEARNING_ADMIN_PASSWORD or ~/.pgpass)", default="postgresql://postgres@HOST:5432/"
+            "postgres", validate=_valid_admin_url).unsafe_ask()
+    if "port" in asked and mode != "external":
         answers["port"] = int(questionary.text(
             "Port for the server", default=str(_port_default(mode, settings)),
             validate=_valid_port).unsafe_ask())

@@ -141,8 +141,8 @@ class Project:
         return result
 
     def install(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return self.run("--full", "--data-dir", str(self.data_dir), "--port", str(self.port),
-                        *args, **env)
+        return self.run("--full", "--mode", "native", "--data-dir", str(self.data_dir),
+                        "--port", str(self.port), *args, **env)
 
     def read_env(self) -> dict[str, str]:
         from installer.envfile import read_env

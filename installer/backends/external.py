@@ -1,0 +1,158 @@
+"""External mode: a PostgreSQL server someone else runs (a managed service, a team server).
+
+The installer never starts, stops or reconfigures such a server. The admin connection comes
+from the environment (`LEARNING_ADMIN_URL`, password inside it, in `LEARNING_ADMIN_PASSWORD`,
+or in ~/.pgpass) or from a profile — never from the command line — and is never written to
+`.env`. It needs CREATEDB and CREATEROLE, not superuser. Without it, everything that only
+needs to be checked (status, a re-run of a healthy installation) runs as the owner role from
+`.env`; only creating or repairing roles and the database needs the admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from installer.backends.base import Backend
+from installer.credentials import ConnInfo
+from installer.errors import ConfigError, ServerError
+from installer.health import wait_until_healthy
+from installer.provision import Roles, can_login
+from installer.steps import Check, Step, ok
+
+ADMIN_URL = "LEARNING_ADMIN_URL"
+ADMIN_PASSWORD = "LEARNING_ADMIN_PASSWORD"
+REACH_TIMEOUT = 10.0  # an external server either answers or not; no start-up to wait for
+
+
+def admin_from(environ: Mapping[str, str], profile: Mapping[str, Any] | None) -> ConnInfo | None:
+    """The admin connection given by LEARNING_ADMIN_URL (or a profile's admin_url), or None."""
+    url = environ.get(ADMIN_URL) or (profile or {}).get("admin_url")
+    if not url:
+        return None
+    origin = ADMIN_URL if environ.get(ADMIN_URL) else "the profile's admin_url"
+    try:
+        parts = conninfo_to_dict(str(url))
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"{origin} is not a valid connection URL",
+                          hint="use postgresql://USER@HOST:PORT/DATABASE") from exc
+    if not parts.get("host") or not parts.get("user"):
+        raise ConfigError(f"{origin} must name the host and the user",
+                          hint="use postgresql://USER@HOST:PORT/DATABASE")
+    return ConnInfo(str(parts["host"]), int(parts.get("port") or 5432),
+                    str(parts.get("dbname") or "postgres"), str(parts["user"]),
+                    parts.get("password") or environ.get(ADMIN_PASSWORD) or None)
+
+
+class ExternalBackend(Backend):
+    mode = "external"
+
+    def __init__(self, *, admin: ConnInfo | None, owner: ConnInfo, roles: Roles,
+                 recorded_admin_user: str | None, unknown_passwords: list[str]):
+        self.admin = admin
+        self.owner = owner  # stands in for the admin when none is given
+        self.roles = roles
+        self.recorded_admin_user = recorded_admin_user
+        self.unknown_passwords = unknown_passwords  # roles whose password .env did not hold
+
+    def refuse_foreign_roles(self, conn: psycopg.Connection) -> None:
+        """A role that exists already but whose password .env lacks belongs to someone else
+        (another project on a shared server): its password is never reset."""
+        taken = [row[0] for row in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+            (self.unknown_passwords,))]
+        if taken:
+            raise ConfigError(
+                f"role(s) {', '.join(taken)} exist on {self.server.host}:{self.server.port} but "
+                ".env holds no password for them; the installer does not reset passwords of "
+                "roles it did not create",
+                hint="put their passwords in .env (PGPASSWORD for the owner, "
+                "LEARNING_AGENT_PASSWORD for the agent), or choose other names with "
+                "LEARNING_OWNER_ROLE / LEARNING_AGENT_ROLE")
+
+    @property
+    def server(self) -> ConnInfo:
+        return self.admin or self.owner
+
+    def admin_conn(self, dbname: str = "postgres") -> ConnInfo:
+        if self.admin is None:
+            return self.owner  # the owner may only be able to reach its own database
+        # "postgres" means the maintenance database, which the admin URL names
+        return self.admin if dbname == "postgres" else self.admin.to(dbname=dbname)
+
+    def recorded(self) -> dict[str, str]:
+        user = self.admin.user if self.admin else self.recorded_admin_user
+        return {"LEARNING_ADMIN_USER": user} if user else {}
+
+    def is_running(self) -> bool:
+        return can_login(self.server)
+
+    def describe(self) -> dict[str, Any]:
+        s = self.server
+        return {"mode": self.mode, "binaries": "external server",
+                "server": f"{s.host}:{s.port}", "port": s.port,
+                "admin": f"{self.admin.user} (from the environment)" if self.admin else
+                f"not given (checks run as {self.owner.user}; set {ADMIN_URL} to repair)",
+                "data_dir": f"database {self.roles.database} on {s.host}:{s.port}",
+                "running": self.is_running()}
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "(the server's log is kept by whoever runs it)"
+
+    def start(self) -> str:
+        return f"not managed by the installer: {self.server.host}:{self.server.port} " + (
+            "answers" if self.is_running() else "does not answer; ask whoever runs it")
+
+    def stop(self) -> str:
+        return "not managed by the installer: left running"
+
+    def remove(self, purge: bool) -> str:
+        """Drops the learning database and roles only with purge; the server itself stays."""
+        if not purge:
+            return (f"nothing dropped on {self.server.host}:{self.server.port} (the database "
+                    f"{self.roles.database} and its roles stay; --purge --yes drops them)")
+        if self.admin is None:
+            raise ConfigError("dropping the learning database needs the admin connection",
+                              hint=f"set {ADMIN_URL} in the environment and run it again")
+        r = self.roles
+        try:
+            with psycopg.connect(**self.admin.kwargs(), autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(r.database)))
+                for role in (r.agent, r.owner):
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        except psycopg.Error as exc:
+            raise ServerError(f"could not drop the learning database or its roles: {exc}",
+                              hint="the admin needs to own them (or be a member of their "
+                              "owner) and have CREATEROLE") from exc
+        return f"dropped database {r.database} and roles {r.owner}, {r.agent}"
+
+    def server_steps(self) -> list[Step]:
+        return [ServerReachableStep(self)]
+
+
+class ServerReachableStep(Step):
+    def __init__(self, backend: ExternalBackend):
+        self.backend = backend
+        s = backend.server
+        self.title = f"External server {s.host}:{s.port} reachable as {s.user}"
+
+    def check(self) -> Check:
+        try:
+            with psycopg.connect(**self.backend.server.kwargs(connect_timeout=3)) as conn:
+                version = conn.info.parameter_status("server_version") or "?"
+                superuser = conn.info.parameter_status("is_superuser") == "on"
+                self.backend.refuse_foreign_roles(conn)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return Check("repair", f"does not answer: {reason}")
+        return ok(f"PostgreSQL {version}" + (", superuser" if superuser else ""))
+
+    def apply(self, check: Check) -> str:
+        waited = wait_until_healthy(self.backend.server, REACH_TIMEOUT,
+                                    log_tail=self.backend.log_tail, what="the external server")
+        return f"answers (after {waited:.1f} s)"

@@ -1,0 +1,34 @@
+"""How `--mode auto` picks a backend, and what it tells the user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from installer.config import resolve_settings
+from installer.console import Console
+from installer.detect import Detection
+from installer.installation import choose_mode
+
+
+def detection(*, in_container: bool, daemon: str | None) -> Detection:
+    return Detection(os="Linux", in_container=in_container, docker_daemon=daemon,
+                     docker_problem=None if daemon else "connection refused", system_pg=None,
+                     embedded_pg=None, free_ports={})
+
+
+@pytest.mark.parametrize(("mode", "in_container", "daemon", "chosen", "says"), [
+    ("auto", False, "Docker/27.0 (linux)", "docker", ""),
+    ("auto", False, None, "native", "no Docker daemon answered (connection refused)"),
+    ("auto", True, "Docker/27.0 (linux)", "native", "inside a container"),
+    ("docker", True, "Docker/27.0 (linux)", "docker", ""),  # asked for, with a mounted socket
+    ("external", False, None, "external", ""),
+])
+def test_choose_mode(mode: str, in_container: bool, daemon: str | None, chosen: str, says: str,
+                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = resolve_settings(tmp_path, {"mode": mode}, environ={})
+    assert choose_mode(settings, detection(in_container=in_container, daemon=daemon),
+                       Console()) == chosen
+    out = capsys.readouterr().out
+    assert says in out if says else out == ""
