@@ -98,8 +98,12 @@ def parse_profile(text: str, path: Path, project_dir: Path) -> Profile:
     for key_node, value_node in root.value:
         key, line = key_node.value, key_node.start_mark.line + 1
         where = f"{path}:{line}"
-        if key in lines or (key in META_KEYS and key in values):
+        if key_node.tag != "tag:yaml.org,2002:str":
+            raise ConfigError(f"{where}: {key!r} is not a setting name",
+                              hint="see profiles/default.yaml for the settings")
+        if key in lines:
             raise ConfigError(f"{where}: {key!r} appears twice", hint="keep one of them")
+        lines[key] = line
         _refuse_secret(key, data[key], where)
         if key in META_KEYS:
             if not isinstance(data[key], META_KEYS[key]):
@@ -111,9 +115,9 @@ def parse_profile(text: str, path: Path, project_dir: Path) -> Profile:
                               + (f"; did you mean {close[0]!r}?" if close else ""),
                               hint="valid settings: " + ", ".join(sorted(fields)))
         value = _check_value(key, fields[key], data[key], value_node, path, project_dir)
-        lines[key] = line
         if value is not None:  # null: the default
             values[key] = value
+    lines.pop("description", None)
     return Profile(path, values, lines, str(data.get("description", "")))
 
 

@@ -92,6 +92,11 @@ def test_not_a_mapping(tmp_path: Path) -> None:
 def test_duplicate_key(tmp_path: Path) -> None:
     message = _error("port: 1\nport: 2\n", tmp_path)
     assert "p.yaml:2" in message and "twice" in message
+    assert "p.yaml:3" in _error("description: a\nport: 1\ndescription: b\n", tmp_path)
+
+
+def test_key_that_is_not_a_name(tmp_path: Path) -> None:
+    assert "p.yaml:2" in _error("port: 1\n5432: port\n", tmp_path)
 
 
 def test_secret_in_clear_is_refused(tmp_path: Path) -> None:
