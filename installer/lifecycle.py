@@ -165,7 +165,8 @@ def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str,
         try:
             restore(installation, path)
         except InstallerError as exc:
-            exc.hint = f"{exc.hint}; your data before the attempt is also in {safety}"
+            exc.hint = "; ".join(filter(None, (exc.hint, f"your data before the attempt is "
+                                                       f"also in {safety}")))
             raise
     console.step(f"Restore {path.name} into {database}", "changed", "done")
     grants = AgentGrantsStep(installation.owner_conn(), installation.settings.agent_role)

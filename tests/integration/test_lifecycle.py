@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, make_project, stop_instance
 
 
 def _rows(project: Project) -> list[str]:
@@ -92,3 +92,22 @@ def test_uninstall_removes_only_our_mcp_entries(project: Project) -> None:
     assert project.run("uninstall").returncode == 0
     assert codex.read_text() == '# mine\n[mcp_servers.other]\ncommand = "x"\n'
     assert "learning-db" not in (project.path / ".mcp.json").read_text()
+
+
+def test_a_failing_restore_changes_nothing(project: Project, tmp_path: Path,
+                                           shared_tmp: Path) -> None:
+    (tmp_path / "other").mkdir()
+    other = make_project(tmp_path / "other", shared_tmp)
+    try:
+        other.install("--binaries", "system", check=True)
+        _insert(other, "from the other machine")
+        dump = Path(json.loads(other.run("backup", "--json").stdout)["file"])
+    finally:
+        stop_instance(other.data_dir)
+    # this cluster has no role `learning_agent`: the archive's GRANT fails after its DROPs
+    project.install("--binaries", "system", check=True, LEARNING_AGENT_ROLE="other_agent")
+    _insert(project, "kept")
+    result = project.run("restore", str(dump), "--yes", LEARNING_AGENT_ROLE="other_agent")
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "left exactly as it was" in result.stderr and "before-restore" in result.stderr
+    assert _rows(project) == ["kept"]
