@@ -192,7 +192,7 @@ def cmd_logs(project_dir: Path, args: argparse.Namespace, settings: dict[str, An
 @dataclass(frozen=True)
 class Finding:
     check: str
-    state: str  # ok | warning | failed
+    state: str  # ok | warning | failed | skipped
     detail: str = ""
     hint: str = ""
 
@@ -202,6 +202,10 @@ _REPAIR = "run `python install.py --full`: it repairs exactly this"
 
 def _step_findings(installation: Installation) -> list[Finding]:
     findings = []
+    if not installation.recorded:
+        findings.append(Finding("installation", "failed", "nothing is installed here yet (no "
+                                f"{installation.settings.env_path.name})",
+                                "run `python install.py --full`"))
     for step in installation.steps():
         try:
             check = step.check()
@@ -210,9 +214,8 @@ def _step_findings(installation: Installation) -> list[Finding]:
             continue
         if check.ok:
             findings.append(Finding(step.title, "ok", check.detail))
-        elif check.state == "blocked":
-            findings.append(Finding(step.title, "failed", check.detail,
-                                    "fix the first failed check above; " + _REPAIR))
+        elif check.state == "blocked":  # cannot be checked before an earlier step passes
+            findings.append(Finding(step.title, "skipped", check.detail))
         else:
             findings.append(Finding(step.title, "failed", f"{check.state}: {check.detail}",
                                     _REPAIR))
