@@ -16,7 +16,7 @@ from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.wizard import profile_for_run
 
 COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
-            "backup", "restore", "logs", "doctor")
+            "refresh", "backup", "restore", "logs", "doctor")
 
 _HANDLERS = (commands, lifecycle, show_config)  # modules holding cmd_<name> functions
 
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
     sub.add_parser("compose", parents=[common],
                    help="write compose.yaml for the docker-mode container (no password in it)")
+    sub.add_parser("refresh", parents=[common],
+                   help="refresh materialised views; create the coming months' partitions")
     sub.add_parser("backup", parents=[common],
                    help="pg_dump the learning database into backups/ (custom format)")
     restore = sub.add_parser("restore", parents=[common],

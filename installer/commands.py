@@ -22,6 +22,7 @@ from installer.modules import select_modules
 from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
 from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
+from installer.schema_maintenance import refresh
 from installer.steps import StepResult, run_steps
 
 
@@ -102,7 +103,8 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     tables: dict[str, int] = {}
     try:
         migrator = Migrator(installation.owner_conn().kwargs(),
-                            select_modules(installation.settings.sql_dir, None))
+                            select_modules(installation.settings.sql_dir,
+                                           installation.settings.modules))
         current = migrator.plan()
         pending = [m.id for m in current.pending + current.out_of_order + current.changed]
         tables = table_counts(installation)
@@ -196,7 +198,8 @@ def cmd_migrate(project_dir: Path, args: argparse.Namespace, settings: dict[str,
                 console: Console) -> ExitCode:
     installation = _load(project_dir, settings, console, probe_docker=False)
     migrator = Migrator(installation.owner_conn().kwargs(),
-                        select_modules(installation.settings.sql_dir, None))
+                        select_modules(installation.settings.sql_dir,
+                                       installation.settings.modules))
     if getattr(args, "accept_checksum", None):
         migrator.accept_checksum(args.accept_checksum)
         console.step(f"Checksum of {args.accept_checksum}", "changed", "accepted")
@@ -250,4 +253,13 @@ def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str,
         console.warn(f"{env_path} holds no LEARNING_ADMIN_PASSWORD yet: run "
                      "`python install.py --mode docker` first (compose reads the password there)")
     console.emit_json({"ok": True, "path": str(path), "changed": changed})
+    return ExitCode.OK
+
+
+def cmd_refresh(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+                console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    _require_installed(installation)
+    done = refresh(installation.owner_conn(), console)
+    console.emit_json({"ok": True, **done})
     return ExitCode.OK

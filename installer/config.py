@@ -44,6 +44,7 @@ class Settings:
     import_exports: bool = True
     install_hooks: bool = True
     health_timeout: float = 60.0
+    modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -75,6 +76,7 @@ _ENVIRONMENT = {
     "container_name": ("LEARNING_CONTAINER", "LEARNING_CONTAINER"),
     "volume_name": ("LEARNING_VOLUME", "LEARNING_VOLUME"),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
+    "modules": ("LEARNING_MODULES", "LEARNING_MODULES"),
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
@@ -86,6 +88,9 @@ _RECORDED_ONLY_WHEN_AUTO = {"mode"}
 def _convert(name: str, raw: Any, origin: str) -> Any:
     kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
     try:
+        if "list" in str(kind) and isinstance(raw, str):  # "a,b"; "all": None; "none": []
+            names = [name.strip() for name in raw.split(",") if name.strip()]
+            return None if names == ["all"] else [] if names == ["none"] else names
         if "int" in str(kind):
             value: Any = int(raw)
             if not 1 <= value <= 65535:
@@ -95,9 +100,6 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
             return float(raw)
         if "Path" in str(kind):
             return Path(str(raw)).expanduser()
-        if "list" in str(kind) and isinstance(raw, str):  # comma-separated; "none": empty
-            return [item.strip() for item in raw.split(",")
-                    if item.strip() and raw.strip().lower() != "none"]
         if "bool" in str(kind) and isinstance(raw, str):
             return raw.strip().lower() in ("1", "true", "yes", "on")
     except ValueError as exc:

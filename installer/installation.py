@@ -34,6 +34,7 @@ from installer.mcp_config import clients_named
 from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
+from installer.schema_maintenance import maintenance_steps
 from installer.steps import Step
 
 _EXPLICIT = ("command line", "environment", "profile")
@@ -94,6 +95,8 @@ class Installation:
             "LEARNING_ADMIN_USER": self.backend.admin_conn().user,
             cred.ADMIN_PASSWORD: self.passwords.admin,
             "LEARNING_AGENT_USER": self.settings.agent_role,
+            "LEARNING_MODULES": "all" if self.settings.modules is None else ",".join(
+                self.settings.modules),
             cred.AGENT_PASSWORD: self.passwords.agent,
             "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
@@ -115,7 +118,8 @@ class Installation:
             *self.backend.server_steps(),
             RolesAndDatabaseStep(admin, roles),
             VectorExtensionStep(admin, s.database),
-            MigrationsStep(self.owner_conn(), s.sql_dir),
+            MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
+            *maintenance_steps(self.owner_conn()),
             AgentGrantsStep(self.owner_conn(), s.agent_role),
             PgpassStep(self.agent_conn()),
             *(McpConfigStep(client, s.project_dir, self.agent_conn())

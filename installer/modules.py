@@ -45,6 +45,9 @@ def discover_modules(sql_dir: Path) -> dict[str, Module]:
 def select_modules(sql_dir: Path, wanted: list[str] | None) -> list[Module]:
     """The wanted modules (all when None) plus what they require, in dependency order."""
     available = discover_modules(sql_dir)
+    if wanted is not None and not wanted:
+        raise ConfigError("no schema module selected",
+                          hint=f"choose from: {', '.join(sorted(available))} (or all)")
     names = list(available) if wanted is None else list(wanted)
     chosen: set[str] = set()
     while names:

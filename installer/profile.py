@@ -167,9 +167,10 @@ def _check_value(name: str, kind: Any, value: Any, node: yaml.Node, path: Path,
     if name.endswith("_env") and not _ENV_NAME.match(value):
         raise ConfigError(f"{where}: {name} must name an environment variable, not {value!r}",
                           hint="use letters, digits and _ only, e.g. PGADMIN_PASSWORD")
-    if name in CHOICES and value not in CHOICES[name]:
-        close = difflib.get_close_matches(str(value), CHOICES[name], n=1)
-        raise ConfigError(f"{where}: {name} {value!r} is not one of: {', '.join(CHOICES[name])}"
+    choices = _choices(name, project_dir)
+    if choices and value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        raise ConfigError(f"{where}: {name} {value!r} is not one of: {', '.join(choices)}"
                           + (f"; did you mean {close[0]!r}?" if close else ""))
     if name in RANGES and not RANGES[name][0] <= value <= RANGES[name][1]:
         low, high = RANGES[name]
@@ -178,6 +179,12 @@ def _check_value(name: str, kind: Any, value: Any, node: yaml.Node, path: Path,
         given = Path(value).expanduser()
         return given if given.is_absolute() else project_dir / given
     return float(value) if kind is float else value
+
+
+def _choices(name: str, project_dir: Path) -> tuple[str, ...] | None:
+    if name == "modules":  # the schema modules this checkout has
+        return tuple(sorted(p.parent.name for p in (project_dir / "sql").glob("*/module.yaml")))
+    return CHOICES.get(name)
 
 
 def _is_instance(value: Any, kind: Any) -> bool:

@@ -74,8 +74,8 @@ def test_first_install_gives_healthy_migrated_database(project: Project, binarie
                      "VALUES ('a', 'b', true)")
         ledger = conn.execute("SELECT module, version, checksum, duration_ms "
                               "FROM installer.schema_migrations").fetchall()
-    assert [(m, v) for m, v, _, _ in ledger] == [("learning", 1)]
-    assert len(ledger[0][2]) == 64
+    assert ("learning", 1) in {(m, v) for m, v, _, _ in ledger}
+    assert all(len(checksum) == 64 for _, _, checksum, _ in ledger)
     assert _status(project)["tables"]["agent_metrics"] == 1
     pgdata = project.data_dir / "pgdata"
     hba_rules = [line for line in (pgdata / "pg_hba.conf").read_text().splitlines()

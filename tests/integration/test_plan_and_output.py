@@ -58,7 +58,10 @@ def test_dry_run_json_is_a_machine_readable_plan(project: Project) -> None:
     password_lines = [line for line in env_diff.splitlines() if "PASSWORD=" in line]
     assert password_lines and all(line.endswith("******") for line in password_lines)
     assert steps["PostgreSQL"]["action"] == "create"
-    assert plan["pending_migrations"] == ["learning/001_learning_tables"]
+    pending = plan["pending_migrations"]
+    assert pending[0] == "learning/001_learning_tables"
+    assert {name.split("/")[0] for name in pending} == {
+        p.name for p in (project.path / "sql").iterdir() if (p / "module.yaml").exists()}
     assert not (project.path / ".env").exists()
 
 

@@ -131,3 +131,11 @@ def test_saved_answers_replay(tmp_path: Path) -> None:
     path = tmp_path / "profiles" / "mine.yaml"
     save_profile(path, answers, "mine")
     assert load_profile(str(path), tmp_path).values == answers
+
+
+def test_modules_must_exist_in_sql() -> None:
+    text = "modules:\n  - learning\n  - analytic\n"
+    with pytest.raises(ConfigError, match=r"p.yaml:3.*did you mean 'analytics'"):
+        parse_profile(text, Path("p.yaml"), REPO)
+    assert parse_profile("modules: [learning]\n", Path("p.yaml"), REPO).values == {
+        "modules": ["learning"]}
