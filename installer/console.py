@@ -100,7 +100,7 @@ class Console:
     def error(self, exc: InstallerError) -> None:
         if self.json_mode:
             self.emit_json({"ok": False, "error": exc.message, "hint": exc.hint,
-                            "exit_code": int(exc.exit_code)})
+                            "details": exc.details, "exit_code": int(exc.exit_code)})
             return
         self.err.print(f"[red bold]error:[/] {escape(exc.message)}")
         if exc.details:

@@ -119,28 +119,33 @@ def _check_archive(path: Path) -> None:
 
 def restore(installation: Installation, path: Path) -> None:
     """Replace the learning database's objects with the archive's, in one transaction.
-    Extensions are left as the installer made them (they belong to the admin role)."""
+
+    `pg_restore --clean` cannot drop the constraints of partitioned tables, so the archive is
+    turned into a script and run by psql in one transaction after `DROP OWNED BY
+    CURRENT_USER` (everything the owner role has in this database). Extensions are left as the
+    installer made them: they belong to the admin role."""
     owner = _require_server(installation)
-    pg_restore = client_binaries(installation).tool("pg_restore")
-    listing = _run_tool(pg_restore, ["--list", str(path)], owner)
+    tools = client_binaries(installation)
+    listing = _run_tool(tools.tool("pg_restore"), ["--list", str(path)], owner)
     if listing.returncode != 0:
         raise DataError(f"cannot read {path}: {listing.stderr.strip()}",
                         hint="the file is damaged or newer than these client tools; nothing "
                         "was changed")
     kept = [line for line in listing.stdout.splitlines() if " EXTENSION " not in line]
-    with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as handle:
-        handle.write("\n".join(kept) + "\n")
-    try:
-        result = _run_tool(pg_restore, [
-            "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
-            "--use-list", handle.name, "--dbname", owner.dbname, str(path)], owner)
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".restore-", dir=path.parent) as scratch:
+        entries, script = Path(scratch) / "entries.list", Path(scratch) / "restore.sql"
+        entries.write_text("\n".join(kept) + "\n")
+        result = _run_tool(tools.tool("pg_restore"), [
+            "--no-owner", "--use-list", str(entries), "--file", str(script), str(path)], owner)
+        if result.returncode == 0:
+            result = _run_tool(tools.tool("psql"), [
+                "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
+                "--dbname", owner.dbname, "--command", "DROP OWNED BY CURRENT_USER",
+                "--file", str(script)], owner)
     if result.returncode != 0:
-        raise DataError("pg_restore failed; the database was left exactly as it was",
+        raise DataError("the restore failed; the database was left exactly as it was",
                         details=result.stderr.strip()[-2000:],
-                        hint="the archive may come from a server with other extensions "
-                        "(pgvector) or another schema owner")
+                        hint="the archive may need an extension this server lacks (pgvector)")
 
 
 def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],

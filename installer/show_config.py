@@ -49,7 +49,7 @@ def effective_config(project_dir: Path, settings: dict[str, Any]) -> dict[str, d
 def _shown(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "(none)"
-    return "(auto)" if value is None else str(value)
+    return "(default)" if value is None else str(value)
 
 
 def cmd_print_config(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],

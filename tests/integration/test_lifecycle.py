@@ -110,4 +110,5 @@ def test_a_failing_restore_changes_nothing(project: Project, tmp_path: Path,
     result = project.run("restore", str(dump), "--yes", LEARNING_AGENT_ROLE="other_agent")
     assert result.returncode == 7, result.stdout + result.stderr
     assert "left exactly as it was" in result.stderr and "before-restore" in result.stderr
+    assert "other_agent" not in result.stderr and "learning_agent" in result.stderr
     assert _rows(project) == ["kept"]
