@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from installer.service_user import running_as_root
-from tests.conftest import Project
+from tests.conftest import Project, wait_gone
 
 pytestmark = pytest.mark.parametrize("binaries", ["system", "embedded"])
 
@@ -42,17 +42,6 @@ def _listen_on(port: int) -> socket.socket:
     squatter.bind(("127.0.0.1", port))
     squatter.listen()
     return squatter
-
-
-def _wait_gone(pid: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still alive")
 
 
 def test_first_install_gives_healthy_migrated_database(project: Project, binaries: str) -> None:
@@ -129,7 +118,7 @@ def test_crash_with_stale_pid_file_is_repaired(project: Project, binaries: str) 
     _install(project, binaries)
     pid = _postmaster_pid(project)
     os.kill(pid, signal.SIGKILL)
-    _wait_gone(pid)
+    wait_gone(pid)
     time.sleep(1.5)  # the children notice the postmaster's death and exit
     # After a reboot the PID in the stale file often belongs to another program.
     impostor = subprocess.Popen(["sleep", "60"])
