@@ -35,6 +35,7 @@ from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
 from installer.schema_maintenance import maintenance_steps
+from installer.service_user import running_as_root
 from installer.steps import Step
 
 _EXPLICIT = ("command line", "environment", "profile")
@@ -167,8 +168,9 @@ def build_native(settings: Settings, recorded: dict[str, str], passwords: Passwo
         raise ConfigError(
             f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin password "
             "for it (was .env deleted?)",
-            hint="restore .env from a backup; or, to start over and delete that cluster's data, "
-            "run `python install.py uninstall --purge`")
+            hint="restore .env from a backup (the data is untouched); or, to start over and "
+            f"DELETE that cluster's data: `{_stop_command(backend)}`, then "
+            f"`rm -rf {backend.instance_dir}`")
     backend.port = _decide_port(settings, backend, notes, DEFAULT_NATIVE_PORT)
     return backend
 
@@ -219,6 +221,11 @@ def build_external(settings: Settings, recorded: dict[str, str], passwords: Pass
                            recorded_admin_user=recorded.get("LEARNING_ADMIN_USER"),
                            unknown_passwords=[new_roles[name] for name in passwords.generated
                                               if name in new_roles])
+
+
+def _stop_command(backend: NativeBackend) -> str:
+    stop = f"{backend.binaries.tool('pg_ctl')} stop -D {backend.pgdata} -m fast"
+    return f"runuser -u {backend.service_user_name} -- {stop}" if running_as_root() else stop
 
 
 def _decide_port(settings: Settings, backend: NativeBackend | DockerBackend, notes: list[str],

@@ -234,3 +234,19 @@ def test_server_that_cannot_start_shows_its_log_and_keeps_the_data(project: Proj
     assert "last lines of" in result.stderr and "shared_buffers" in result.stderr
     assert "hint:" in result.stderr and "Traceback" not in result.stderr
     assert (project.data_dir / "pgdata" / "PG_VERSION").exists()
+
+
+def test_lost_env_with_cluster_present_is_refused_with_a_way_out(project: Project,
+                                                                 binaries: str) -> None:
+    _install(project, binaries)
+    (project.path / ".env").unlink()
+    result = project.install("--binaries", binaries)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "holds no admin password" in result.stderr
+    assert (project.data_dir / "pgdata" / "PG_VERSION").exists()  # nothing deleted
+    hint = result.stderr.split("hint:", 1)[1].replace("\n", " ")
+    stop = hint.split("`")[1]
+    assert subprocess.run(stop, shell=True, capture_output=True).returncode == 0
+    shutil.rmtree(project.data_dir)
+    _install(project, binaries)
+    assert _status(project)["healthy"] is True
