@@ -10,12 +10,15 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from installer import commands
+from installer import commands, lifecycle, show_config
 from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError
+from installer.wizard import profile_for_run
 
 COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
-            "refresh", "export", "import", "hooks")
+            "refresh", "backup", "restore", "logs", "doctor", "export", "import", "hooks")
+
+_HANDLERS = (commands, lifecycle, show_config)  # modules holding cmd_<name> functions
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +45,15 @@ def _common_options() -> argparse.ArgumentParser:
     where.add_argument("--database", help="learning database name (default learning_system)")
     where.add_argument("--env-file", type=Path, help="path of the .env file to write")
     where.add_argument("--health-timeout", type=float, help="seconds to wait for the server")
-    where.add_argument("--yes", "-y", action="store_true", help="answer yes; never prompt")
+    where.add_argument("--mcp-clients", metavar="A,B",
+                       help="MCP clients to configure: claude-code, cursor, vscode, "
+                       "claude-desktop, gemini, codex (comma-separated; empty for none)")
+    where.add_argument("--yes", "-y", action="store_true",
+                       help="answer yes; never prompt (also LEARNING_YES=1)")
+    where.add_argument("--profile", metavar="NAME|PATH",
+                       help="settings from profiles/NAME.yaml or a YAML file (LEARNING_PROFILE)")
+    where.add_argument("--print-config", action="store_true",
+                       help="show the effective settings and where each came from, then exit")
     return common
 
 
@@ -75,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write compose.yaml for the docker-mode container (no password in it)")
     sub.add_parser("refresh", parents=[common],
                    help="refresh materialised views; create the coming months' partitions")
+    sub.add_parser("backup", parents=[common],
+                   help="pg_dump the learning database into backups/ (custom format)")
+    restore = sub.add_parser("restore", parents=[common],
+                             help="replace the learning database's content with a backup")
+    restore.add_argument("file", type=Path, help="a .dump file made by `backup`")
+    logs = sub.add_parser("logs", parents=[common], help="the end of the server's log")
+    logs.add_argument("--lines", "-n", type=int, default=50, help="how many lines (default 50)")
+    sub.add_parser("doctor", parents=[common], help="every check, with how to fix what fails")
     sub.add_parser("export", parents=[common], help="write the learning data to exports/")
     imports = sub.add_parser("import", parents=[common],
                              help="load exports/ (or --from DIR) into the learning database")
@@ -94,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "image")
+             "image", "mcp_clients")
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -110,14 +129,23 @@ def main(argv: list[str] | None = None) -> int:
         if not (project_dir / "sql").is_dir():
             raise ConfigError(f"{project_dir} is not a learning-installer checkout (no sql/)",
                               hint="run install.py from the repository, or pass --project-dir")
-        handler = getattr(commands, f"cmd_{command}")
-        code = handler(project_dir, args, _settings_from(args), console)
+        if os.environ.get("LEARNING_YES", "").lower() in ("1", "true", "yes"):
+            args.yes = True
+        settings = _settings_from(args)
+        settings["profile"] = profile_for_run(project_dir, args, settings, console)
+        if getattr(args, "print_config", False):
+            command = "print_config"
+        handler = next(getattr(module, f"cmd_{command}") for module in _HANDLERS
+                       if hasattr(module, f"cmd_{command}"))
+        code = handler(project_dir, args, settings, console)
         console.detail(f"{command} took {time.monotonic() - started:.2f} s")
         return int(code)
     except InstallerError as exc:
         if console.verbose:
             console.err.print(traceback.format_exc())
         console.error(exc)
+        if getattr(args, "dry_run", False):  # a plan's exit codes: 0 none, 2 changes, 1 error
+            return int(ExitCode.FAILED)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         console.err.print("interrupted")

@@ -20,10 +20,11 @@ from installer.exchange import hook
 from installer.exchange.import_ import find_source
 from installer.exchange.sync import run_export, run_import
 from installer.installation import Installation, docker_spec
-from installer.mcp_config import remove_claude_entry
+from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.schema_maintenance import refresh
 from installer.steps import StepResult, run_steps
@@ -63,7 +64,9 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     if dry_run:
         console.info("Nothing would change." if not changed else
                      f"{len(changed)} step(s) would change; nothing was changed.")
-        console.emit_json({"ok": True, "dry_run": True, "changes": len(changed), **summary})
+        pending = [m for step in steps if isinstance(step, MigrationsStep) for m in step.pending]
+        console.emit_json({"ok": True, "dry_run": True, "changes": len(changed),
+                           "pending_migrations": pending, **summary})
         return ExitCode.CHANGES_PENDING if changed else ExitCode.OK
     if changed:
         console.heading(f"Done: {len(changed)} step(s) changed.")
@@ -72,12 +75,15 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     owner = installation.owner_conn()
     console.info(f"  database: {owner.masked_url()}")
     console.info(f"  agent role (read-only): {installation.settings.agent_role}")
-    console.info(f"  files: {installation.settings.env_path}, {project_dir / '.mcp.json'}")
-    console.info("  next: `python install.py status`; agents connect through .mcp.json")
+    mcp_files = [str(CLIENTS[name].path(project_dir)) for name in installation.settings.mcp_clients]
+    console.info(f"  files: {', '.join([str(installation.settings.env_path), *mcp_files])}")
+    console.info("  next: `python install.py status`; `python install.py backup`; restart your "
+                 "MCP clients so they pick up the learning-db server")
     deferred = [step.deferred_error for step in steps if step.deferred_error]
     if deferred:
         raise deferred[0]
-    console.emit_json({"ok": True, "changes": len(changed), **summary})
+    console.emit_json({"ok": True, "changes": len(changed), "files": [
+        str(installation.settings.env_path), *mcp_files], **summary})
     return ExitCode.OK
 
 
@@ -176,8 +182,10 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
             return ExitCode.FAILED
     console.step("Server", "changed", installation.backend.remove(purge=purge))
     agent = installation.agent_conn()
-    if remove_claude_entry(project_dir / ".mcp.json"):
-        console.step("MCP server entry", "changed", "removed from .mcp.json")
+    for client in CLIENTS.values():
+        if removed_from := remove_entry(client, project_dir, agent):
+            console.step(f"MCP server entry for {client.label}", "changed",
+                         f"removed from {removed_from}")
     path = pgpass_path()
     if path.exists():
         write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,

@@ -38,6 +38,7 @@ class Settings:
     image: str = "pgvector/pgvector:pg16"  # docker mode
     container_name: str = "learning-postgres"
     volume_name: str | None = None  # None: "<container_name>-data"
+    admin_url: str | None = None  # external mode, from a profile: no password (LEARNING_ADMIN_URL)
     env_file: Path | None = None
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
     import_exports: bool = True
@@ -78,6 +79,9 @@ _ENVIRONMENT = {
     "install_hooks": ("LEARNING_INSTALL_HOOKS", None),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
     "modules": ("LEARNING_MODULES", "LEARNING_MODULES"),
+    "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
+    "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
+    "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
 }
 # The mode recorded in .env is where the installation lives; re-runs go back to it.
 _RECORDED_ONLY_WHEN_AUTO = {"mode"}
@@ -86,9 +90,9 @@ _RECORDED_ONLY_WHEN_AUTO = {"mode"}
 def _convert(name: str, raw: Any, origin: str) -> Any:
     kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
     try:
-        if "list" in str(kind) and isinstance(raw, str):  # "a,b" or "all"
+        if "list" in str(kind) and isinstance(raw, str):  # "a,b"; "all": None; "none": []
             names = [name.strip() for name in raw.split(",") if name.strip()]
-            return None if names == ["all"] else names
+            return None if names == ["all"] else [] if names == ["none"] else names
         if "int" in str(kind):
             value: Any = int(raw)
             if not 1 <= value <= 65535:
@@ -105,6 +109,15 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     return raw
 
 
+def split_profile(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = None
+                  ) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+    """cli.py passes the run's profile (--profile or the wizard's answers) under "profile"
+    in the command-line dict; returns the flags alone and the profile's values."""
+    flags = {key: value for key, value in cli.items() if key != "profile"}
+    chosen = cli.get("profile")
+    return flags, profile if profile is not None or chosen is None else chosen.values
+
+
 def resolve_settings(
     project_dir: Path,
     cli: Mapping[str, Any],
@@ -112,6 +125,7 @@ def resolve_settings(
     profile: Mapping[str, Any] | None = None,
     recorded: Mapping[str, str] | None = None,
 ) -> Settings:
+    cli, profile = split_profile(cli, profile)
     settings = Settings(project_dir=project_dir)
     sources = {f.name: "default" for f in dataclasses.fields(Settings) if f.name != "sources"}
     layers: list[tuple[str, Mapping[str, Any]]] = []

@@ -62,13 +62,24 @@ class Console:
             self.err.print(f"{MARKS['warning']} {escape(text)}")
 
     # -- steps -------------------------------------------------------------------------------
-    def step(self, title: str, state: str, detail: str = "") -> None:
-        """Record one step's outcome: ok (nothing to do), changed, planned, failed, skipped."""
-        self.steps.append({"step": title, "state": state, "detail": detail})
+    def step(self, title: str, state: str, detail: str = "", *, diff: str = "",
+             action: str = "") -> None:
+        """Record one step's outcome: ok (nothing to do), changed, planned, failed, skipped.
+        `action` is what a check found (create, change, repair, blocked); `diff` a planned
+        file change."""
+        record = {"step": title, "state": state, "detail": detail}
+        if action:
+            record["action"] = action
+        if diff:
+            record["diff"] = diff
+        self.steps.append(record)
         if self.quiet and state != "failed":
             return
         suffix = f" [dim]— {escape(detail)}[/]" if detail else ""
         self.out.print(f"{MARKS[state]} {escape(title)}{suffix}")
+        for line in diff.splitlines():
+            style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
+            self.out.print(f"    [{style}]{escape(line)}[/]")
 
     @contextmanager
     def working(self, title: str) -> Iterator[None]:
@@ -109,7 +120,7 @@ class Console:
     def error(self, exc: InstallerError) -> None:
         if self.json_mode:
             self.emit_json({"ok": False, "error": exc.message, "hint": exc.hint,
-                            "exit_code": int(exc.exit_code)})
+                            "details": exc.details, "exit_code": int(exc.exit_code)})
             return
         self.err.print(f"[red bold]error:[/] {escape(exc.message)}")
         if exc.details:

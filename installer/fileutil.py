@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -29,3 +31,14 @@ def write_if_changed(path: Path, data: bytes, mode: int = 0o644) -> bool:
         return False
     write_atomic(path, data, mode)
     return True
+
+
+def text_diff(path: Path, old: str, new: str,
+              mask_line: Callable[[str], str] = lambda line: line) -> str:
+    """A unified diff from `old` to `new` for showing a planned change; `mask_line` hides
+    secrets in each line."""
+    lines = difflib.unified_diff(
+        [mask_line(line) for line in old.splitlines()],
+        [mask_line(line) for line in new.splitlines()],
+        fromfile=str(path) if old else "/dev/null", tofile=str(path), lineterm="")
+    return "\n".join(lines)

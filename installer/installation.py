@@ -18,17 +18,25 @@ from installer.backends.docker import ContainerSpec, DockerBackend
 from installer.backends.external import ADMIN_URL, ExternalBackend, admin_from
 from installer.backends.native import NativeBackend, default_instance_dir
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
-from installer.config import DEFAULT_DOCKER_PORT, DEFAULT_NATIVE_PORT, Settings, resolve_settings
+from installer.config import (
+    DEFAULT_DOCKER_PORT,
+    DEFAULT_NATIVE_PORT,
+    Settings,
+    resolve_settings,
+    split_profile,
+)
 from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.errors import ConfigError, EnvironmentProblem
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
+from installer.mcp_config import clients_named
 from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
 from installer.schema_maintenance import maintenance_steps
+from installer.service_user import running_as_root
 from installer.steps import Step
 
 _EXPLICIT = ("command line", "environment", "profile")
@@ -46,7 +54,9 @@ class Installation:
     @classmethod
     def load(cls, project_dir: Path, cli: dict[str, Any], console: Console,
              profile: dict[str, Any] | None = None, probe_docker: bool = True) -> Installation:
-        env_path = Path(cli["env_file"]) if cli.get("env_file") else project_dir / ".env"
+        cli, profile = split_profile(cli, profile)
+        env_file = cli.get("env_file") or (profile or {}).get("env_file")
+        env_path = Path(env_file) if env_file else project_dir / ".env"
         recorded = read_env(env_path)
         settings = resolve_settings(project_dir, cli, profile=profile, recorded=recorded)
         detection = detect(probe_docker=probe_docker and settings.mode in ("auto", "docker"))
@@ -90,6 +100,9 @@ class Installation:
             "LEARNING_MODULES": "all" if self.settings.modules is None else ",".join(
                 self.settings.modules),
             cred.AGENT_PASSWORD: self.passwords.agent,
+            "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
+            "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
+            "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
         } | self.backend.recorded()
         if self.backend.mode == "external":  # an external server's admin password is not ours
             del values[cred.ADMIN_PASSWORD]
@@ -117,7 +130,8 @@ class Installation:
             AgentGrantsStep(self.owner_conn(), s.agent_role),
             *exchange,
             PgpassStep(self.agent_conn()),
-            McpConfigStep(s.project_dir / ".mcp.json", self.agent_conn()),
+            *(McpConfigStep(client, s.project_dir, self.agent_conn())
+              for client in clients_named(s.mcp_clients)),
             *hooks,
         ]
 
@@ -162,8 +176,9 @@ def build_native(settings: Settings, recorded: dict[str, str], passwords: Passwo
         raise ConfigError(
             f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin password "
             "for it (was .env deleted?)",
-            hint="restore .env from a backup; or, to start over and delete that cluster's data, "
-            "run `python install.py uninstall --purge`")
+            hint="restore .env from a backup (the data is untouched); or, to start over and "
+            f"DELETE that cluster's data: `{_stop_command(backend)}`, then "
+            f"`rm -rf {backend.instance_dir}`")
     backend.port = _decide_port(settings, backend, notes, DEFAULT_NATIVE_PORT)
     return backend
 
@@ -214,6 +229,11 @@ def build_external(settings: Settings, recorded: dict[str, str], passwords: Pass
                            recorded_admin_user=recorded.get("LEARNING_ADMIN_USER"),
                            unknown_passwords=[new_roles[name] for name in passwords.generated
                                               if name in new_roles])
+
+
+def _stop_command(backend: NativeBackend) -> str:
+    stop = f"{backend.binaries.tool('pg_ctl')} stop -D {backend.pgdata} -m fast"
+    return f"runuser -u {backend.service_user_name} -- {stop}" if running_as_root() else stop
 
 
 def _decide_port(settings: Settings, backend: NativeBackend | DockerBackend, notes: list[str],

@@ -7,14 +7,10 @@ from pathlib import Path
 import psycopg
 
 from installer.credentials import ConnInfo, mask
-from installer.envfile import read_env, write_env
-from installer.mcp_config import (
-    load_json_config,
-    merged_claude_config,
-    server_entry,
-    write_claude_config,
-)
-from installer.migrations import Migrator, refuse_unsafe
+from installer.envfile import merge_env_text, read_env, write_env
+from installer.fileutil import text_diff, write_if_changed
+from installer.mcp_config import McpClient, read_text, server_entry
+from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, write_pgpass
 from installer.steps import Check, Step, ok
@@ -24,6 +20,11 @@ _SECRET_KEYS = ("PASSWORD", "DATABASE_URL")
 
 def _shown(key: str, value: str) -> str:
     return mask(value) if any(word in key for word in _SECRET_KEYS) else value
+
+
+def _masked_env_line(line: str) -> str:
+    key, sep, value = line.partition("=")
+    return f"{key}{sep}{_shown(key, value)}" if sep else line
 
 
 class EnvFileStep(Step):
@@ -47,21 +48,31 @@ class EnvFileStep(Step):
         write_env(self.path, self.values)
         return f"{'wrote' if check.state == 'create' else 'updated'} {self.path}"
 
+    def diff(self) -> str:
+        old = read_text(self.path)
+        new = merge_env_text(old, self.values)
+        return text_diff(self.path, old, new, mask_line=_masked_env_line)
+
 
 class MigrationsStep(Step):
     title = "Schema migrations"
 
     def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
         self.migrator = Migrator(owner.kwargs(), select_modules(sql_dir, modules))
+        self.pending: list[str] = []  # what the last check found to apply, for the plan
 
     def check(self) -> Check:
         try:
             current = self.migrator.plan()
         except psycopg.OperationalError:
-            return Check("blocked", "after the learning database exists")
+            self.pending = [m.id for module in self.migrator.modules
+                            for m in load_module_migrations(module)]
+            return Check("blocked", "after the learning database exists, apply "
+                         + ", ".join(self.pending))
         refuse_unsafe(current, allow_out_of_order=False)
+        self.pending = [m.id for m in current.pending]
         if current.pending:
-            return Check("change", "apply " + ", ".join(m.id for m in current.pending))
+            return Check("change", "apply " + ", ".join(self.pending))
         return ok(f"{len(current.applied)} applied, none pending")
 
     def apply(self, check: Check) -> str:
@@ -98,18 +109,30 @@ class PgpassStep(Step):
 
 
 class McpConfigStep(Step):
-    def __init__(self, path: Path, agent: ConnInfo):
-        self.path = path
-        self.agent = agent
-        self.title = f"MCP server in {path.name} (read-only role, no password)"
+    """Our server entry in one MCP client's configuration file, merged without clobbering."""
+
+    def __init__(self, client: McpClient, project_dir: Path, agent: ConnInfo):
+        self.client = client
+        self.path = client.path(project_dir)
+        self.entry = server_entry(agent)
+        self.title = f"MCP server for {client.label} in {self.path} (read-only role, no password)"
+
+    def _texts(self) -> tuple[str, str]:
+        current = read_text(self.path)
+        return current, self.client.merged(current, self.entry, self.path)
 
     def check(self) -> Check:
-        current = load_json_config(self.path)
-        if current == merged_claude_config(current, server_entry(self.agent)) and current:
+        current, merged = self._texts()
+        if current == merged:
             return ok()
         return Check("create" if not self.path.exists() else "change",
-                     f"learning-db server for {self.agent.user}")
+                     f"learning-db server for {self.entry['args'][-1]}")
 
     def apply(self, check: Check) -> str:
-        write_claude_config(self.path, self.agent)
+        _, merged = self._texts()
+        mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o644
+        write_if_changed(self.path, merged.encode("utf-8"), mode=mode)
         return f"{'wrote' if check.state == 'create' else 'merged into'} {self.path}"
+
+    def diff(self) -> str:
+        return text_diff(self.path, *self._texts())

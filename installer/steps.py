@@ -48,6 +48,11 @@ class Step(ABC):
     def apply(self, check: Check) -> str:
         """Bring the state in line; returns a short description of what was done."""
 
+    def diff(self) -> str:
+        """For --dry-run: the file change `apply` would make, as a unified diff with secrets
+        masked; empty when the step writes no file."""
+        return ""
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -55,6 +60,7 @@ class StepResult:
     state: str  # ok | changed | planned
     detail: str
     check: Check
+    diff: str = ""
 
 
 def run_steps(steps: list[Step], console: Console, *, dry_run: bool = False) -> list[StepResult]:
@@ -65,13 +71,14 @@ def run_steps(steps: list[Step], console: Console, *, dry_run: bool = False) -> 
             result = StepResult(step.title, "ok", check.detail, check)
         elif dry_run:
             verb = {"create": "will create", "change": "will change", "repair": "will repair",
-                    "blocked": "waits for an earlier step"}[check.state]
+                    "blocked": "will follow"}[check.state]
             result = StepResult(step.title, "planned", f"{verb}: {check.detail}".rstrip(": "),
-                                check)
+                                check, step.diff())
         else:
             with console.working(step.title):
                 done = step.apply(check)
             result = StepResult(step.title, "changed", done, check)
-        console.step(result.title, result.state, result.detail)
+        console.step(result.title, result.state, result.detail, diff=result.diff,
+                     action=check.state)
         results.append(result)
     return results

@@ -158,6 +158,7 @@ def make_project(base: Path, shared_tmp: Path) -> Project:
     shutil.copytree(REPO / "installer", path / "installer",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "sql", path / "sql")
+    shutil.copytree(REPO / "profiles", path / "profiles")
     home = base / "home"
     home.mkdir(exist_ok=True)
     data_dir = shared_tmp / f"data-{uuid.uuid4().hex[:8]}"
@@ -179,10 +180,16 @@ def stop_instance(instance_dir: Path) -> None:
         os.kill(pid, signal.SIGQUIT)
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return
-    deadline = time.monotonic() + 10
+    wait_gone(pid)
+
+
+def wait_gone(pid: int, timeout: float = 10) -> None:
+    """Wait until process `pid` has exited."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.05)
+    raise AssertionError(f"process {pid} still alive after {timeout} s")

@@ -271,3 +271,16 @@ def test_daemon_gone(dproject: DockerProject, tmp_path: Path) -> None:
     assert fallback.returncode == 0, fallback.stdout + fallback.stderr
     assert "native mode" in fallback.stdout
     assert native.read_env()["LEARNING_MODE"] == "native"
+
+
+def test_dry_run_creates_no_container_volume_or_file(dproject: DockerProject) -> None:
+    result = dproject.run("--dry-run", "--json", "--mode", "docker", "--port",
+                          str(dproject.project.port))
+    assert result.returncode == 2, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["mode"] == "docker" and plan["changes"] > 0
+    client = dproject.engine.client
+    assert not client.containers.list(all=True, filters={"name": dproject.name})
+    assert not [v for v in client.volumes.list() if v.name.startswith(dproject.name)]
+    assert not (dproject.project.path / ".env").exists()
+    assert not (dproject.project.path / ".mcp.json").exists()

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from installer.service_user import running_as_root
-from tests.conftest import Project
+from tests.conftest import Project, wait_gone
 
 pytestmark = pytest.mark.parametrize("binaries", ["system", "embedded"])
 
@@ -42,17 +42,6 @@ def _listen_on(port: int) -> socket.socket:
     squatter.bind(("127.0.0.1", port))
     squatter.listen()
     return squatter
-
-
-def _wait_gone(pid: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still alive")
 
 
 def test_first_install_gives_healthy_migrated_database(project: Project, binaries: str) -> None:
@@ -129,7 +118,7 @@ def test_crash_with_stale_pid_file_is_repaired(project: Project, binaries: str) 
     _install(project, binaries)
     pid = _postmaster_pid(project)
     os.kill(pid, signal.SIGKILL)
-    _wait_gone(pid)
+    wait_gone(pid)
     time.sleep(1.5)  # the children notice the postmaster's death and exit
     # After a reboot the PID in the stale file often belongs to another program.
     impostor = subprocess.Popen(["sleep", "60"])
@@ -245,3 +234,19 @@ def test_server_that_cannot_start_shows_its_log_and_keeps_the_data(project: Proj
     assert "last lines of" in result.stderr and "shared_buffers" in result.stderr
     assert "hint:" in result.stderr and "Traceback" not in result.stderr
     assert (project.data_dir / "pgdata" / "PG_VERSION").exists()
+
+
+def test_lost_env_with_cluster_present_is_refused_with_a_way_out(project: Project,
+                                                                 binaries: str) -> None:
+    _install(project, binaries)
+    (project.path / ".env").unlink()
+    result = project.install("--binaries", binaries)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "holds no admin password" in result.stderr
+    assert (project.data_dir / "pgdata" / "PG_VERSION").exists()  # nothing deleted
+    hint = result.stderr.split("hint:", 1)[1].replace("\n", " ")
+    stop = hint.split("`")[1]
+    assert subprocess.run(stop, shell=True, capture_output=True).returncode == 0
+    shutil.rmtree(project.data_dir)
+    _install(project, binaries)
+    assert _status(project)["healthy"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from installer.config import resolve_settings
 from installer.credentials import ConnInfo, mask
 from installer.errors import ConfigError, MigrationError
-from installer.mcp_config import SERVER_NAME, merged_claude_config, server_entry
+from installer.mcp_config import CLIENTS, SERVER_NAME, server_entry
 from installer.migrations import normalise
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, remove_from_pgpass
@@ -51,8 +52,10 @@ def test_mcp_entry_has_no_password_and_merge_keeps_other_servers() -> None:
     agent = ConnInfo("127.0.0.1", 5432, "learning_system", "learning_agent", "secret")
     entry = server_entry(agent)
     assert "secret" not in str(entry)
-    merged = merged_claude_config({"mcpServers": {"x": {"command": "y"}}, "k": 1}, entry)
-    assert merged == {"mcpServers": {"x": {"command": "y"}, SERVER_NAME: entry}, "k": 1}
+    existing = json.dumps({"mcpServers": {"x": {"command": "y"}}, "k": 1})
+    merged = CLIENTS["claude-code"].merged(existing, entry, Path(".mcp.json"))
+    assert json.loads(merged) == {"mcpServers": {"x": {"command": "y"}, SERVER_NAME: entry},
+                                  "k": 1}
 
 
 def test_masked_url_hides_the_password() -> None:

@@ -1,0 +1,274 @@
+"""Lifecycle commands: backup, restore, logs, doctor.
+
+Backups are `pg_dump --format=custom` files in `backups/` (gitignored, mode 0600), made with
+the client tools that match the server: the native backend's own binaries, else the newest
+tools at least as new as the server. Passwords reach pg_dump and pg_restore through the
+child's PGPASSWORD, never its command line. A restore runs in one transaction and is preceded
+by a safety backup, so a failed or regretted restore loses nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from installer.binaries import PgBinaries, embedded_binaries, system_binaries
+from installer.commands import _load, _require_installed
+from installer.console import Console
+from installer.credentials import ConnInfo
+from installer.errors import ConfigError, DataError, ExitCode, InstallerError, ServerError
+from installer.installation import Installation
+from installer.prompts import confirm, interactive
+from installer.provision import AgentGrantsStep, can_login
+
+ARCHIVE_MAGIC = b"PGDMP"
+
+
+# -- client tools -----------------------------------------------------------------------------
+def _server_major(conn: ConnInfo) -> int:
+    with psycopg.connect(**conn.kwargs()) as connection:
+        return int(connection.info.server_version) // 10000
+
+
+def client_binaries(installation: Installation) -> PgBinaries:
+    """The native backend's binaries; otherwise the oldest tools not older than the server."""
+    own = getattr(installation.backend, "binaries", None)
+    if isinstance(own, PgBinaries):
+        return own
+    major = _server_major(installation.owner_conn())
+    usable = [b for b in (system_binaries(), embedded_binaries())
+              if b is not None and b.major >= major and b.tool("pg_dump").exists()]
+    if not usable:
+        raise ConfigError(f"no pg_dump for PostgreSQL {major} or newer on this machine",
+                          hint=f"install the PostgreSQL {major} client tools")
+    return min(usable, key=lambda b: b.major)
+
+
+def _run_tool(tool: Path, args: list[str], conn: ConnInfo) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(PGPASSWORD=conn.password or "", PGCONNECT_TIMEOUT="10")
+    command = [str(tool), "--host", conn.host, "--port", str(conn.port), "--username", conn.user,
+               *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def _require_server(installation: Installation) -> ConnInfo:
+    owner = installation.owner_conn()
+    if not can_login(owner):
+        raise ServerError(f"cannot connect to {owner.masked_url()}",
+                          hint="start the server with `python install.py start`, or repair the "
+                          "installation with `python install.py --full`",
+                          details=installation.backend.log_tail(10))
+    return owner
+
+
+# -- backup -----------------------------------------------------------------------------------
+def backup(installation: Installation, label: str = "") -> Path:
+    owner = _require_server(installation)
+    tools = client_binaries(installation)
+    directory = installation.settings.project_dir / "backups"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = directory / f"{owner.dbname}-{stamp}{label}.dump"
+    partial = path.with_suffix(".dump.partial")
+    result = _run_tool(tools.tool("pg_dump"), ["--format=custom", "--file", str(partial),
+                                              "--dbname", owner.dbname], owner)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise ServerError("pg_dump failed", details=result.stderr.strip(),
+                          hint="check that the server runs (`python install.py status`)")
+    partial.chmod(0o600)
+    partial.rename(path)
+    return path
+
+
+def cmd_backup(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+               console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    _require_installed(installation)
+    with console.working("pg_dump"):
+        path = backup(installation)
+    size = path.stat().st_size
+    console.step("Backup", "changed", f"{path} ({size:,} bytes)")
+    console.info(f"restore it with `python install.py restore {path}`")
+    console.emit_json({"ok": True, "file": str(path), "bytes": size})
+    return ExitCode.OK
+
+
+# -- restore ----------------------------------------------------------------------------------
+def _check_archive(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"no backup file at {path}", hint="list backups/ for the files made "
+                          "by `python install.py backup`")
+    with path.open("rb") as handle:
+        if handle.read(len(ARCHIVE_MAGIC)) != ARCHIVE_MAGIC:
+            raise DataError(f"{path} is not a pg_dump custom-format archive",
+                            hint="restore only files made by `python install.py backup` "
+                            "(pg_dump --format=custom); nothing was changed")
+
+
+def restore(installation: Installation, path: Path) -> None:
+    """Replace the learning database's objects with the archive's, in one transaction.
+
+    `pg_restore --clean` cannot drop the constraints of partitioned tables, so the archive is
+    turned into a script and run by psql in one transaction after `DROP OWNED BY
+    CURRENT_USER` (everything the owner role has in this database). Extensions are left as the
+    installer made them: they belong to the admin role."""
+    owner = _require_server(installation)
+    tools = client_binaries(installation)
+    listing = _run_tool(tools.tool("pg_restore"), ["--list", str(path)], owner)
+    if listing.returncode != 0:
+        raise DataError(f"cannot read {path}: {listing.stderr.strip()}",
+                        hint="the file is damaged or newer than these client tools; nothing "
+                        "was changed")
+    kept = [line for line in listing.stdout.splitlines() if " EXTENSION " not in line]
+    with tempfile.TemporaryDirectory(prefix=".restore-", dir=path.parent) as scratch:
+        entries, script = Path(scratch) / "entries.list", Path(scratch) / "restore.sql"
+        entries.write_text("\n".join(kept) + "\n")
+        result = _run_tool(tools.tool("pg_restore"), [
+            "--no-owner", "--use-list", str(entries), "--file", str(script), str(path)], owner)
+        if result.returncode == 0:
+            result = _run_tool(tools.tool("psql"), [
+                "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
+                "--dbname", owner.dbname, "--command", "DROP OWNED BY CURRENT_USER",
+                "--file", str(script)], owner)
+    if result.returncode != 0:
+        raise DataError("the restore failed; the database was left exactly as it was",
+                        details=result.stderr.strip()[-2000:],
+                        hint="the archive may need an extension this server lacks (pgvector)")
+
+
+def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+                console: Console) -> ExitCode:
+    path = Path(args.file).expanduser().absolute()
+    _check_archive(path)
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    _require_installed(installation)
+    database = installation.settings.database
+    if not getattr(args, "yes", False):
+        if not interactive():
+            raise ConfigError(f"restore replaces the content of {database}; it needs a "
+                              "confirmation", hint="pass --yes to confirm without a terminal")
+        if not confirm(f"Replace everything in the database {database} with {path.name}? "
+                       "(a safety backup of the current content is taken first)"):
+            console.info("Nothing was changed.")
+            return ExitCode.FAILED
+    with console.working("Safety backup"):
+        safety = backup(installation, "-before-restore")
+    console.step("Safety backup of the current content", "changed", str(safety))
+    with console.working(f"Restoring {path.name}"):
+        try:
+            restore(installation, path)
+        except InstallerError as exc:
+            exc.hint = "; ".join(filter(None, (exc.hint, f"your data before the attempt is "
+                                                       f"also in {safety}")))
+            raise
+    console.step(f"Restore {path.name} into {database}", "changed", "done")
+    grants = AgentGrantsStep(installation.owner_conn(), installation.settings.agent_role)
+    if not (check := grants.check()).ok:
+        console.step(grants.title, "changed", grants.apply(check))
+    console.info("run `python install.py --full` to apply migrations newer than the backup")
+    console.emit_json({"ok": True, "restored": str(path), "safety_backup": str(safety)})
+    return ExitCode.OK
+
+
+# -- logs -------------------------------------------------------------------------------------
+def cmd_logs(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+             console: Console) -> ExitCode:
+    installation = _load(project_dir, settings, console, probe_docker=False)
+    text = installation.backend.log_tail(max(1, getattr(args, "lines", 50)))
+    if not console.json_mode:
+        console.out.print(text, markup=False, highlight=False)
+    console.emit_json({"ok": True, "log": text})
+    return ExitCode.OK
+
+
+# -- doctor -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    state: str  # ok | warning | failed | skipped
+    detail: str = ""
+    hint: str = ""
+
+
+_REPAIR = "run `python install.py --full`: it repairs exactly this"
+
+
+def _step_findings(installation: Installation) -> list[Finding]:
+    findings = []
+    if not installation.recorded:
+        findings.append(Finding("installation", "failed", "nothing is installed here yet (no "
+                                f"{installation.settings.env_path.name})",
+                                "run `python install.py --full`"))
+    for step in installation.steps():
+        try:
+            check = step.check()
+        except InstallerError as exc:
+            findings.append(Finding(step.title, "failed", exc.message, exc.hint or ""))
+            continue
+        if check.ok:
+            findings.append(Finding(step.title, "ok", check.detail))
+        elif check.state == "blocked":  # cannot be checked before an earlier step passes
+            findings.append(Finding(step.title, "skipped", check.detail))
+        else:
+            findings.append(Finding(step.title, "failed", f"{check.state}: {check.detail}",
+                                    _REPAIR))
+    return findings
+
+
+def _git_ignores(project_dir: Path, name: str) -> bool | None:
+    if not (project_dir / ".git").exists() or not shutil.which("git"):
+        return None
+    result = subprocess.run(["git", "-C", str(project_dir), "check-ignore", "-q", name],
+                            capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def _machine_findings(installation: Installation) -> list[Finding]:
+    project_dir = installation.settings.project_dir
+    findings = [Finding("npx (runs the MCP server)", "ok" if shutil.which("npx") else "warning",
+                        shutil.which("npx") or "not on PATH",
+                        "" if shutil.which("npx") else "install Node.js 18 or newer")]
+    for name, why in ((".env", "it holds passwords"), ("backups/", "backups hold your data")):
+        ignored = _git_ignores(project_dir, name)
+        if ignored is False:
+            findings.append(Finding(f"{name} ignored by git", "failed", "not ignored",
+                                    f"add `{name}` to .gitignore: {why}"))
+        elif ignored:
+            findings.append(Finding(f"{name} ignored by git", "ok"))
+    log = installation.backend.log_tail(200)
+    serious = [line for line in log.splitlines() if "PANIC:" in line or (
+        "FATAL:" in line and "password authentication failed" not in line)]
+    if serious:
+        findings.append(Finding("server log", "warning", serious[-1][:200],
+                                "read it with `python install.py logs`"))
+    return findings
+
+
+def cmd_doctor(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
+               console: Console) -> ExitCode:
+    try:
+        installation = _load(project_dir, settings, console, probe_docker=False)
+        findings = [*_step_findings(installation), *_machine_findings(installation)]
+    except InstallerError as exc:
+        findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]
+    for f in findings:
+        console.step(f.check, f.state, f.detail)
+        if f.hint and f.state != "ok":
+            console.info(f"    fix: {f.hint}")
+    healthy = all(f.state != "failed" for f in findings)
+    console.info("Everything looks right." if healthy else "Problems found: each says how to "
+                 "fix it.")
+    console.emit_json({"ok": healthy, "checks": [f.__dict__ for f in findings]})
+    return ExitCode.OK if healthy else ExitCode.FAILED
