@@ -75,8 +75,6 @@ _ENVIRONMENT = {
     "image": ("LEARNING_IMAGE", "LEARNING_IMAGE"),
     "container_name": ("LEARNING_CONTAINER", "LEARNING_CONTAINER"),
     "volume_name": ("LEARNING_VOLUME", "LEARNING_VOLUME"),
-    "import_exports": ("LEARNING_IMPORT_EXPORTS", None),
-    "install_hooks": ("LEARNING_INSTALL_HOOKS", None),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
     "modules": ("LEARNING_MODULES", "LEARNING_MODULES"),
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
