@@ -47,6 +47,8 @@ def _report_detection(installation: Installation, console: Console) -> None:
     console.info("  system PostgreSQL: " + (d.system_pg.version if d.system_pg else "none"))
     console.info("  embedded PostgreSQL: " + (
         f"{d.embedded_pg.version} with pgvector" if d.embedded_pg else "none"))
+    console.info("  ports: " + ", ".join(f"{port} {'free' if free else 'in use'}"
+                                         for port, free in d.free_ports.items()))
     console.info(f"  mode: {installation.settings.mode} ({b.get('binaries', '')}), "
                  f"port {b.get('port')}")
 
