@@ -36,6 +36,8 @@ CREATE TABLE agent_learning_patterns (
 );
 CREATE TRIGGER agent_learning_patterns_updated_at BEFORE UPDATE ON agent_learning_patterns
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE TRIGGER zz_natural_key_id BEFORE INSERT ON agent_learning_patterns
+    FOR EACH ROW EXECUTE FUNCTION set_id_from_natural_key('agent_name', 'pattern_type', 'pattern_key');
 
 -- Append-only: one row per change of an agent's working context.
 CREATE TABLE agent_context_evolution (
@@ -71,6 +73,8 @@ CREATE TABLE agent_memory_bank (
 CREATE INDEX agent_memory_bank_search_idx ON agent_memory_bank USING gin (search);
 CREATE TRIGGER agent_memory_bank_updated_at BEFORE UPDATE ON agent_memory_bank
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE TRIGGER zz_natural_key_id BEFORE INSERT ON agent_memory_bank
+    FOR EACH ROW EXECUTE FUNCTION set_id_from_natural_key('agent_name', 'memory_type', 'memory_key');
 SELECT register_embedding_column('agent_memory_bank', 'embedding', 768);
 
 CREATE TABLE agent_session_history (

@@ -18,6 +18,8 @@ CREATE TABLE ml_models (
 );
 CREATE TRIGGER ml_models_updated_at BEFORE UPDATE ON ml_models
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE TRIGGER zz_natural_key_id BEFORE INSERT ON ml_models
+    FOR EACH ROW EXECUTE FUNCTION set_id_from_natural_key('name', 'version');
 
 CREATE TABLE training_datasets (
     id           uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -36,6 +38,8 @@ CREATE TABLE training_datasets (
 );
 CREATE TRIGGER training_datasets_updated_at BEFORE UPDATE ON training_datasets
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE TRIGGER zz_natural_key_id BEFORE INSERT ON training_datasets
+    FOR EACH ROW EXECUTE FUNCTION set_id_from_natural_key('name', 'version');
 
 -- A training run belongs to its model (deleted with it); a deleted dataset leaves the run.
 CREATE TABLE model_training_sessions (
@@ -95,6 +99,8 @@ CREATE TABLE feature_store (
 );
 CREATE TRIGGER feature_store_updated_at BEFORE UPDATE ON feature_store
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE TRIGGER zz_natural_key_id BEFORE INSERT ON feature_store
+    FOR EACH ROW EXECUTE FUNCTION set_id_from_natural_key('entity_type', 'entity_id', 'feature_name', 'version');
 
 -- Append-only event stream, one partition per UTC month. A partitioned table's primary key
 -- must contain the partition key, so it is (id, created_at); the design documents' PRIMARY

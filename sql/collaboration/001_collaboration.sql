@@ -17,6 +17,8 @@ CREATE TABLE agents (
 CREATE INDEX agents_type_idx ON agents (agent_type);
 CREATE TRIGGER agents_updated_at BEFORE UPDATE ON agents
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE TRIGGER zz_natural_key_id BEFORE INSERT ON agents
+    FOR EACH ROW EXECUTE FUNCTION set_id_from_natural_key('name');
 
 -- last_activity and the counters are kept current by triggers on the child tables.
 CREATE TABLE sessions (

@@ -69,6 +69,8 @@ CREATE INDEX learning_queue_session_idx ON learning_queue (session_id);
 CREATE INDEX learning_queue_time_idx ON learning_queue (created_at);
 CREATE TRIGGER learning_queue_updated_at BEFORE UPDATE ON learning_queue
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE TRIGGER zz_natural_key_id BEFORE INSERT ON learning_queue
+    FOR EACH ROW EXECUTE FUNCTION set_id_from_natural_key('source_type', 'source_id');
 SELECT register_embedding_column('learning_queue', 'embedding', 768);
 
 CREATE TABLE response_analytics (

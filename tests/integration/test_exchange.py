@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -409,3 +410,90 @@ def test_schema_module_tables_round_trip_with_their_triggers(db: ConnInfo, clust
             assert rows(other, table) == rows(db, table), table
         export(other, tmp_path / "b")
     assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def natural_key_uuid(table: str, *key: object) -> uuid.UUID:
+    """What sql/learning/005_natural_key_ids.sql computes: SHA-256 of the JSON array, UUIDv8."""
+    digest = bytearray(hashlib.sha256(json.dumps([table, *key], ensure_ascii=False).encode())
+                       .digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x80
+    digest[8] = digest[8] & 0x3F | 0x80
+    return uuid.UUID(bytes=bytes(digest))
+
+
+def _director_machine(db: ConnInfo, memory: str, updated_at: str) -> None:
+    """What each machine does on its own: register DIRECTOR, remember, work in a session."""
+    with psycopg.connect(**db.kwargs()) as conn:
+        agent = conn.execute("INSERT INTO agents (name, agent_type) VALUES ('DIRECTOR', "
+                             "'planner') RETURNING id").fetchone()[0]
+        session = conn.execute("INSERT INTO sessions (agent_id, title) VALUES (%s, %s) "
+                               "RETURNING id", (agent, f"work on {db.dbname}")).fetchone()[0]
+        conn.execute("INSERT INTO memories (session_id, agent_id, content) VALUES (%s, %s, %s)",
+                     (session, agent, memory))
+        conn.execute("INSERT INTO agent_memory_bank (agent_name, memory_key, content, updated_at) "
+                     "VALUES ('DIRECTOR', 'style', %s, %s)", (memory, updated_at))
+
+
+def test_rows_with_the_same_natural_key_on_two_machines_merge(db: ConnInfo, cluster: Cluster,
+                                                              tmp_path: Path) -> None:
+    with extra_database(cluster) as b:
+        _director_machine(db, "A says: short answers", "2025-03-01T00:00:00Z")
+        _director_machine(b, "B says: long answers", "2025-02-01T00:00:00Z")
+        export(db, tmp_path / "a")
+        outcomes, error = load(b, tmp_path / "a")
+        assert error == ""
+        assert outcomes["agent_memory_bank"].updated == 1  # A's memory is newer
+        director = natural_key_uuid("agents", "DIRECTOR")
+        with psycopg.connect(**b.kwargs()) as conn:
+            assert conn.execute("SELECT id FROM agents").fetchall() == [(director,)]
+            assert sorted(conn.execute("SELECT title, agent_id FROM sessions").fetchall()) == \
+                sorted([(f"work on {b.dbname}", director), (f"work on {db.dbname}", director)])
+            assert sorted(conn.execute("SELECT content, agent_id FROM memories").fetchall()) == [
+                ("A says: short answers", director), ("B says: long answers", director)]
+            assert conn.execute("SELECT content, updated_at::text FROM agent_memory_bank"
+                                ).fetchall() == [("A says: short answers",
+                                                  "2025-03-01 00:00:00+00")]
+        export(b, tmp_path / "b")  # and back: both machines hold the union
+        _, error = load(db, tmp_path / "b")
+        assert error == ""
+        for table in ("agents", "sessions", "memories", "agent_memory_bank"):
+            assert rows(db, table) == rows(b, table), table
+
+
+def test_natural_key_ids_are_the_same_on_every_server(db: ConnInfo) -> None:
+    """Every server computes the same id as this Python formula (so PG15 and PG16 agree)."""
+    with psycopg.connect(**db.kwargs()) as conn:
+        def insert(statement: str, *args: object) -> uuid.UUID:
+            return conn.execute(statement + " RETURNING id", args).fetchone()[0]
+
+        given = uuid.uuid4()
+        assert insert("INSERT INTO agents (id, name, agent_type) VALUES (%s, 'DIRECTOR', 'x')",
+                      given) == natural_key_uuid("agents", "DIRECTOR")  # a given id is replaced
+        assert insert("INSERT INTO agent_learning_patterns (agent_name, pattern_type, "
+                      "pattern_key) VALUES ('DIRECTOR', 'fix', 'é \"q\", ✓')") == \
+            natural_key_uuid("agent_learning_patterns", "DIRECTOR", "fix", 'é "q", ✓')
+        assert insert("INSERT INTO agent_memory_bank (agent_name, memory_key, content) VALUES "
+                      "('DIRECTOR', 'style', 'c')") == \
+            natural_key_uuid("agent_memory_bank", "DIRECTOR", "fact", "style")  # default type
+        # JSON quoting keeps the values apart: ('a', 'b,c') and ('a,b', 'c') differ
+        assert insert("INSERT INTO ml_models (name, version, model_type) VALUES "
+                      "('a', 'b,c', 't')") == natural_key_uuid("ml_models", "a", "b,c")
+        assert insert("INSERT INTO ml_models (name, version, model_type) VALUES "
+                      "('a,b', 'c', 't')") == natural_key_uuid("ml_models", "a,b", "c")
+        assert insert("INSERT INTO training_datasets (name) VALUES ('d')") == \
+            natural_key_uuid("training_datasets", "d", "1")
+        assert insert("INSERT INTO feature_store (entity_type, entity_id, feature_name, "
+                      "feature_value, version) VALUES ('agent', 'DIRECTOR', 'speed', '1', 2)"
+                      ) == natural_key_uuid("feature_store", "agent", "DIRECTOR", "speed", 2)
+        # the enqueue trigger's learning item gets its id from the correction it came from
+        correction = insert("INSERT INTO owner_corrections (corrected_response) VALUES ('r')")
+        item = natural_key_uuid("learning_queue", "correction", str(correction))
+        assert conn.execute("SELECT q.id, a.learning_queue_id FROM learning_queue q "
+                            "JOIN learning_audit_log a ON a.learning_queue_id = q.id"
+                            ).fetchall() == [(item, item)]
+        manual = [insert("INSERT INTO learning_queue (source_type, content) VALUES "
+                         "('manual', 'm')") for _ in range(2)]  # NULL key: random ids
+        assert len(set(manual)) == 2 and item not in manual
+        conn.execute("UPDATE agents SET name = 'LEAD' WHERE name = 'DIRECTOR'")
+        assert conn.execute("SELECT id FROM agents WHERE name = 'LEAD'").fetchone()[0] == \
+            natural_key_uuid("agents", "DIRECTOR")  # a renamed row keeps its id
