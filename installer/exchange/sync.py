@@ -44,6 +44,8 @@ def _report(outcomes: list[FileOutcome], console: Console) -> DataError | None:
             console.step(title, "failed", o.error)
         elif o.note:
             console.step(title, "skipped", o.note)
+        elif o.rows == 0:
+            console.detail(f"{title}: empty file")  # 30 empty tables need not fill the screen
         else:
             detail = f"{o.rows} rows: {o.imported} imported"
             if o.updated:
