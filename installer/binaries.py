@@ -73,7 +73,7 @@ def system_binaries() -> PgBinaries | None:
             version = _version(bindir)
             if version:
                 found.append(PgBinaries("system", bindir, version))
-    return max(found, key=lambda b: float(b.version), default=None)
+    return max(found, key=lambda b: tuple(int(p) for p in b.version.split(".")), default=None)
 
 
 def choose_binaries(preference: str) -> PgBinaries:

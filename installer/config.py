@@ -39,6 +39,7 @@ class Settings:
     container_name: str = "learning-postgres"
     volume_name: str | None = None  # None: "<container_name>-data"
     admin_url: str | None = None  # external mode, from a profile: no password (LEARNING_ADMIN_URL)
+    admin_password_env: str | None = None  # the variable holding its password (default below)
     env_file: Path | None = None
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
     import_exports: bool = True

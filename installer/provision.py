@@ -222,6 +222,8 @@ class AgentGrantsStep(Step):
                     "AND NOT has_table_privilege(%s, c.oid, 'SELECT') ORDER BY 1", (self.agent,))]
         except psycopg.OperationalError:
             return Check("blocked", "after the learning database exists")
+        except psycopg.errors.UndefinedObject:  # the role was dropped: the roles step recreates it
+            return Check("blocked", f"after role {self.agent} exists again")
         if missing:
             return Check("change", f"SELECT on {len(missing)} table(s)")
         return ok()

@@ -35,6 +35,7 @@ def admin_from(environ: Mapping[str, str], profile: Mapping[str, Any] | None) ->
     if not url:
         return None
     origin = ADMIN_URL if environ.get(ADMIN_URL) else "the profile's admin_url"
+    password_variable = (profile or {}).get("admin_password_env") or ADMIN_PASSWORD
     try:
         parts = conninfo_to_dict(str(url))
     except psycopg.ProgrammingError as exc:
@@ -45,7 +46,7 @@ def admin_from(environ: Mapping[str, str], profile: Mapping[str, Any] | None) ->
                           hint="use postgresql://USER@HOST:PORT/DATABASE")
     return ConnInfo(str(parts["host"]), int(parts.get("port") or 5432),
                     str(parts.get("dbname") or "postgres"), str(parts["user"]),
-                    parts.get("password") or environ.get(ADMIN_PASSWORD) or None)
+                    parts.get("password") or environ.get(password_variable) or None)
 
 
 class ExternalBackend(Backend):

@@ -10,6 +10,7 @@ postgresql.conf, so they are easy to read and never mixed with the user's own ed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -24,6 +25,7 @@ from installer.backends.base import Backend
 from installer.binaries import PgBinaries
 from installer.credentials import ConnInfo
 from installer.errors import ConfigError, EnvironmentProblem, ServerError
+from installer.fileutil import write_atomic
 from installer.health import wait_until_healthy
 from installer.service_user import ServiceUser, ensure_service_user, running_as_root
 from installer.steps import Check, Step, ok
@@ -182,8 +184,7 @@ class NativeBackend(Backend):
             sub.mkdir(mode=0o700, exist_ok=True)
             self.user.own(sub)
         pwfile = self.instance_dir / ".initdb-pw"
-        pwfile.write_text(self.admin_password + "\n")
-        pwfile.chmod(0o600)
+        write_atomic(pwfile, (self.admin_password + "\n").encode(), mode=0o600)
         self.user.own(pwfile)
         try:
             result = self.user.run(
@@ -200,6 +201,12 @@ class NativeBackend(Backend):
             conf.write(f"\n{INCLUDE_LINE}\n")
 
     def _check_instance_dir(self) -> None:
+        ours = {self.pgdata.name, self.socket_dir.name, self.logfile.name, ".initdb-pw"}
+        if self.instance_dir.exists() and {p.name for p in self.instance_dir.iterdir()} - ours:
+            raise EnvironmentProblem(
+                f"{self.instance_dir} already holds other files",
+                hint="nothing was changed; the data directory must be empty or new: choose "
+                "another --data-dir")
         if self.pgdata.exists() and any(self.pgdata.iterdir()):
             raise EnvironmentProblem(
                 f"{self.pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION)",
@@ -267,8 +274,13 @@ class NativeBackend(Backend):
     def remove(self, purge: bool) -> str:
         message = self.stop()
         if purge and self.instance_dir.exists():
-            shutil.rmtree(self.instance_dir)
-            return f"{message}; deleted {self.instance_dir}"
+            # only what the installer made: --data-dir may name a directory holding more
+            for path in (self.pgdata, self.socket_dir):
+                shutil.rmtree(path, ignore_errors=True)
+            self.logfile.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty: someone else's files stay
+                self.instance_dir.rmdir()
+            return f"{message}; deleted the cluster in {self.pgdata}"
         return f"{message}; data kept in {self.pgdata}"
 
     def server_steps(self) -> list[Step]:

@@ -70,8 +70,8 @@ def valid_table_name(name: str) -> bool:
 
 def _invalid(path: Path, what: str) -> DataError:
     return DataError(f"{path} is not a valid export manifest: {what}; nothing was imported",
-                     hint="restore it with `git checkout -- exports/manifest.json`, or export "
-                     "again on the machine that wrote it")
+                     hint="restore it with `git checkout -- exports/manifest.json` (an export "
+                     "reads it first, so it cannot overwrite a broken one)")
 
 
 def read_manifest(path: Path) -> Manifest:

@@ -250,3 +250,20 @@ def test_lost_env_with_cluster_present_is_refused_with_a_way_out(project: Projec
     shutil.rmtree(project.data_dir)
     _install(project, binaries)
     assert _status(project)["healthy"] is True
+
+
+def test_data_dir_holding_other_files_is_never_taken_or_purged(project: Project,
+                                                               binaries: str) -> None:
+    project.data_dir.mkdir()
+    notes = project.data_dir / "notes.txt"
+    notes.write_text("mine")
+    refused = project.install("--binaries", binaries)
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "already holds other files" in refused.stderr
+    assert not (project.data_dir / "pgdata").exists()
+    notes.unlink()
+    _install(project, binaries)
+    notes.write_text("added later")
+    assert project.run("uninstall", "--purge", "--yes").returncode == 0
+    assert notes.read_text() == "added later"
+    assert not (project.data_dir / "pgdata").exists()

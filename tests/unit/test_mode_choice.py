@@ -32,3 +32,15 @@ def test_choose_mode(mode: str, in_container: bool, daemon: str | None, chosen: 
                        Console()) == chosen
     out = capsys.readouterr().out
     assert says in out if says else out == ""
+
+
+def test_admin_password_comes_from_the_variable_the_profile_names() -> None:
+    from installer.backends.external import admin_from
+
+    profile = {"admin_url": "postgresql://admin@db.example:5432/postgres",
+               "admin_password_env": "TEAM_PG_PASSWORD"}
+    admin = admin_from({"TEAM_PG_PASSWORD": "s3cret", "LEARNING_ADMIN_PASSWORD": "other"},
+                       profile)
+    assert admin is not None and admin.password == "s3cret"
+    assert admin_from({"LEARNING_ADMIN_PASSWORD": "other"},
+                      {"admin_url": profile["admin_url"]}).password == "other"
