@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 from rich.table import Table
 
+from installer import credentials as cred
 from installer.compose import write_compose
 from installer.config import resolve_settings
 from installer.console import Console
@@ -258,7 +259,7 @@ def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     changed = write_compose(path, spec)
     console.step(f"{path.name} for docker compose", "changed" if changed else "ok",
                  f"{spec.image} as {spec.name}, port {spec.host}:{spec.port}, volume {spec.volume}")
-    if "LEARNING_ADMIN_PASSWORD" not in recorded:
+    if cred.ADMIN_PASSWORD not in recorded:
         console.warn(f"{env_path} holds no LEARNING_ADMIN_PASSWORD yet: run "
                      "`python install.py --mode docker` first (compose reads the password there)")
     console.emit_json({"ok": True, "path": str(path), "changed": changed})

@@ -25,7 +25,7 @@ from docker.models.containers import Container
 from requests import RequestException
 
 from installer.backends.base import Backend
-from installer.credentials import ConnInfo
+from installer.credentials import ADMIN_PASSWORD, ConnInfo
 from installer.errors import EnvironmentProblem, ServerError
 from installer.health import wait_until_healthy
 from installer.provision import server_answers
@@ -35,7 +35,6 @@ LABEL_MANAGED = "io.learning-installer.managed"
 LABEL_PROJECT = "io.learning-installer.project"
 DATA_PATH = "/var/lib/postgresql/data"
 CONTAINER_PORT = "5432/tcp"
-PASSWORD_VARIABLE = "LEARNING_ADMIN_PASSWORD"  # the .env key compose.yaml interpolates
 _PORT_CLASH = ("address already in use", "port is already allocated", "bind for")
 _ALIVE = ("running", "restarting")
 _SECOND = 1_000_000_000  # the engine API counts health check times in nanoseconds
@@ -83,7 +82,7 @@ class ContainerSpec:
 
     def compose(self) -> dict[str, Any]:
         """The same container as a compose service; the password is read from .env."""
-        environment = self.environment(f"${{{PASSWORD_VARIABLE}:?run install.py first}}")
+        environment = self.environment(f"${{{ADMIN_PASSWORD}:?run install.py first}}")
         return {
             "name": self.name,
             "services": {"postgres": {

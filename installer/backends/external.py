@@ -18,14 +18,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from installer.backends.base import Backend
-from installer.credentials import ConnInfo
+from installer.credentials import ADMIN_PASSWORD, ConnInfo
 from installer.errors import ConfigError, ServerError
 from installer.health import wait_until_healthy
 from installer.provision import Roles, can_login
 from installer.steps import Check, Step, ok
 
 ADMIN_URL = "LEARNING_ADMIN_URL"
-ADMIN_PASSWORD = "LEARNING_ADMIN_PASSWORD"
 REACH_TIMEOUT = 10.0  # an external server either answers or not; no start-up to wait for
 
 
