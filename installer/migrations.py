@@ -217,22 +217,31 @@ def _record(conn: psycopg.Connection, migration: Migration, started: float) -> N
          CHECKSUM_ALGORITHM, int((time.monotonic() - started) * 1000)))
 
 
-def _statements(sql: str) -> list[tuple[int, str]]:
-    """(offset, text) of each statement; comment-only pieces are dropped."""
+def _first_word(statement: str) -> str | None:
+    """The statement's first word, upper-cased; None when it holds only comments."""
+    for ttype, value in sqlparse.lexer.tokenize(statement):
+        if ttype in sqlparse.tokens.Whitespace or ttype in sqlparse.tokens.Comment or value == ";":
+            continue
+        return value.upper()
+    return None
+
+
+def _statements(sql: str) -> list[tuple[int, str, str]]:
+    """(offset, text, first word) of each statement; comment-only pieces are dropped.
+    (sqlparse's lexer, not its formatter: the formatter costs seconds on a whole schema.)"""
     pieces, position = [], 0
     for statement in sqlparse.split(sql):
         offset = sql.find(statement, position)
         position = offset + len(statement)
-        if sqlparse.format(statement, strip_comments=True).strip():
-            pieces.append((offset, statement))
+        word = _first_word(statement)
+        if word is not None:
+            pieces.append((offset, statement, word))
     return pieces
 
 
 def _execute_file(conn: psycopg.Connection, migration: Migration) -> None:
     sql = migration.sql
-    for offset, statement in _statements(sql):
-        words = sqlparse.format(statement, strip_comments=True).split(None, 1)
-        keyword = words[0].upper().rstrip(";")
+    for offset, statement, keyword in _statements(sql):
         if keyword in _TRANSACTION_CONTROL:
             raise MigrationError(
                 f"{migration.path}, line {sql.count(chr(10), 0, offset) + 1}: {keyword} inside a "
