@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from installer import db
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
 from installer.steps import Check, Step, ok
@@ -34,16 +35,8 @@ def _connect(conn: ConnInfo, **extra: object) -> psycopg.Connection:
     return psycopg.connect(**conn.kwargs(**extra))
 
 
-def can_login(conn: ConnInfo) -> bool:
-    try:
-        with _connect(conn, connect_timeout=3):
-            return True
-    except psycopg.OperationalError:
-        return False
-
-
-def server_answers(admin: ConnInfo) -> bool:
-    return can_login(admin)
+can_login = db.answers
+server_answers = db.answers
 
 
 def _set_password(conn: psycopg.Connection, role: str, password: str, create: bool) -> None:

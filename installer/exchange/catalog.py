@@ -16,6 +16,7 @@ from graphlib import CycleError, TopologicalSorter
 import psycopg
 from psycopg import sql
 
+from installer import db
 from installer.credentials import ConnInfo
 
 SCHEMA = "public"
@@ -93,11 +94,7 @@ class Table:
 
 
 def connect(conninfo: ConnInfo, *, autocommit: bool = False) -> psycopg.Connection:
-    conn = psycopg.connect(**conninfo.kwargs(), autocommit=True)
-    for name, value in SESSION_SETTINGS.items():
-        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-    conn.autocommit = autocommit
-    return conn
+    return db.connect(conninfo, autocommit=autocommit, session=SESSION_SETTINGS)
 
 
 _TABLES = """

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import psycopg
 
+from installer import db
 from installer.console import Console
 from installer.credentials import ConnInfo
-from installer.errors import DataError, ServerError
+from installer.errors import DataError
 from installer.exchange import state
 from installer.exchange.export import ExportResult, export_all
 from installer.exchange.import_ import FileOutcome, Source, find_source, import_source
@@ -18,12 +19,7 @@ from installer.schema_maintenance import refresh
 
 
 def _connect(owner: ConnInfo) -> psycopg.Connection:
-    try:
-        return psycopg.connect(**owner.kwargs(), autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise ServerError(f"cannot reach the learning database: {exc}".strip(),
-                          hint="start it with `python install.py start`, or repair with "
-                          "`python install.py --full`") from exc
+    return db.connect(owner, autocommit=True)
 
 
 def pending_import(owner: ConnInfo, exports_dir: Path) -> Source | None:

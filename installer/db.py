@@ -1,0 +1,58 @@
+"""The one way to reach the database: open a connection, ask whether a server answers.
+
+Every module connects through `connect()`, so a server that cannot be reached is reported the
+same way everywhere: a `ServerError` (exit 5) naming the masked URL, libpq's reason and what to
+run. Passwords travel as keyword arguments, never on a command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from installer import program
+from installer.credentials import ConnInfo
+from installer.errors import ServerError
+
+
+def reason(exc: BaseException) -> str:
+    """libpq's first line of an error, without the connection string noise."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unreachable(info: ConnInfo, exc: BaseException, details: str | None = None) -> ServerError:
+    return ServerError(
+        f"cannot connect to {info.masked_url()}: {reason(exc)}",
+        hint=f"start the server with {program.command('start')}, or repair the installation "
+        f"with {program.command('--full')}; {program.command('doctor')} shows what is wrong",
+        details=details)
+
+
+def connect(info: ConnInfo, *, autocommit: bool = False,
+            session: Mapping[str, str] | None = None, **options: Any) -> psycopg.Connection:
+    """A connection as `info`'s role; `session` settings are SET before it is returned.
+
+    `options` go to libpq (e.g. connect_timeout=3). Raises ServerError when the server cannot
+    be reached or refuses the login.
+    """
+    try:
+        conn = psycopg.connect(**info.kwargs(**options), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise unreachable(info, exc) from exc
+    for name, value in (session or {}).items():
+        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+    conn.autocommit = autocommit
+    return conn
+
+
+def answers(info: ConnInfo, timeout: int = 3) -> bool:
+    """Whether `info` can log in right now (server up, role and password accepted)."""
+    try:
+        with psycopg.connect(**info.kwargs(connect_timeout=timeout)):
+            return True
+    except psycopg.OperationalError:
+        return False
