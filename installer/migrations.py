@@ -3,7 +3,8 @@
 Files live in `sql/<module>/NNN_name.sql`. Each file runs in its own transaction together with
 the ledger row that records it, so a file is either applied and recorded or neither. A file
 that contains the line `-- installer:no-transaction` runs statement by statement without a
-transaction (for CREATE INDEX CONCURRENTLY and the like).
+transaction (for CREATE INDEX CONCURRENTLY and the like). A line `-- migrate:down` ends the
+file's up part: what follows undoes the file and is neither run nor hashed here.
 
 The ledger (`installer.schema_migrations`) stores module, version, name, the SHA-256 of the
 file's normalised text (strict UTF-8, no BOM, LF line endings — the same text that is executed),
@@ -27,8 +28,10 @@ from installer.modules import Module
 
 CHECKSUM_ALGORITHM = "sha256-utf8-lf"
 NO_TRANSACTION_MARKER = "-- installer:no-transaction"
+DOWN_MARKER = "-- migrate:down"  # the file's up part ends at this line
 LOCK_KEY = 0x6C6561726E  # "learn": one key for every installer run against this database
 _FILE_NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
+_DOWN_SECTION = re.compile(rf"^{re.escape(DOWN_MARKER)}$", re.MULTILINE)
 _TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "END", "START", "ABORT"}
 
 LEDGER_DDL = """
@@ -84,7 +87,8 @@ def normalise(raw: bytes, path: Path) -> str:
         line = raw[: exc.start].count(b"\n") + 1
         raise MigrationError(f"{path}: line {line} is not valid UTF-8",
                              hint="save the file as UTF-8") from exc
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return _DOWN_SECTION.split(text, maxsplit=1)[0]
 
 
 def load_module_migrations(module: Module) -> list[Migration]:
