@@ -6,7 +6,7 @@
 -- * its other column names (reason, corrected_answer, proposed_content) are other names of
 --   today's columns (see learning/006), confidence_score is confidence on a 0-100 scale;
 -- * its function, trigger and materialised-view names and dimensions; today's per-day
---   feedback figures live on as daily_feedback_metrics.
+--   feedback figures live on as the function daily_feedback_metrics().
 
 CREATE OR REPLACE FUNCTION fill_session_from_conversation() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -196,12 +196,46 @@ BEGIN
 END;
 $$;
 
+-- Today's per-day feedback figures, computed when asked: a function, not a view, so that
+-- nothing depends on the pipeline's tables and the document's rollback plan can drop them.
+CREATE OR REPLACE FUNCTION daily_feedback_metrics()
+RETURNS TABLE (day date, feedback_count bigint, negative_feedback bigint,
+               avg_rating double precision, corrections bigint, items_enqueued bigint,
+               items_processed bigint)
+LANGUAGE sql STABLE AS $$
+    WITH feedback AS (
+        SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS feedback_count,
+               count(*) FILTER (WHERE feedback_type = 'thumbs_down' OR rating <= 2)
+                   AS negative_feedback,
+               avg(rating)::double precision AS avg_rating
+          FROM conversation_feedback GROUP BY 1),
+    corrections AS (
+        SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS corrections
+          FROM owner_corrections GROUP BY 1),
+    enqueued AS (
+        SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS items_enqueued
+          FROM learning_queue GROUP BY 1),
+    processed AS (
+        SELECT (processed_at AT TIME ZONE 'UTC')::date AS day, count(*) AS items_processed
+          FROM learning_queue WHERE processed_at IS NOT NULL GROUP BY 1),
+    days AS (
+        SELECT day FROM feedback UNION SELECT day FROM corrections
+        UNION SELECT day FROM enqueued UNION SELECT day FROM processed)
+    SELECT d.day, coalesce(f.feedback_count, 0), coalesce(f.negative_feedback, 0), f.avg_rating,
+           coalesce(c.corrections, 0), coalesce(e.items_enqueued, 0),
+           coalesce(p.items_processed, 0)
+      FROM days d
+      LEFT JOIN feedback f USING (day)
+      LEFT JOIN corrections c USING (day)
+      LEFT JOIN enqueued e USING (day)
+      LEFT JOIN processed p USING (day)
+     ORDER BY d.day
+$$;
+
 -- Materialised views with the document's dimensions; days are UTC days, shop 0 is "no shop"
 -- (a unique index over plain columns, needed by REFRESH ... CONCURRENTLY, cannot hold NULLs
 -- apart on PostgreSQL 13 and 14).
-ALTER MATERIALIZED VIEW daily_learning_metrics RENAME TO daily_feedback_metrics;
-ALTER INDEX daily_learning_metrics_day_idx RENAME TO daily_feedback_metrics_day_idx;
-
+DROP MATERIALIZED VIEW daily_learning_metrics;
 CREATE MATERIALIZED VIEW daily_learning_metrics AS
 SELECT (created_at AT TIME ZONE 'UTC')::date AS date, coalesce(shop_id, 0) AS shop_id,
        source_type, status, count(*) AS count, avg(confidence) AS avg_confidence,
@@ -257,8 +291,38 @@ SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
 CREATE UNIQUE INDEX response_performance_metrics_day_model_idx
     ON response_performance_metrics (day, model_name);
 DROP MATERIALIZED VIEW IF EXISTS daily_learning_metrics;
-ALTER MATERIALIZED VIEW daily_feedback_metrics RENAME TO daily_learning_metrics;
-ALTER INDEX daily_feedback_metrics_day_idx RENAME TO daily_learning_metrics_day_idx;
+CREATE MATERIALIZED VIEW daily_learning_metrics AS
+WITH feedback AS (
+    SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS feedback_count,
+           count(*) FILTER (WHERE feedback_type = 'thumbs_down' OR rating <= 2) AS negative_feedback,
+           avg(rating)::double precision AS avg_rating
+      FROM conversation_feedback GROUP BY 1),
+corrections AS (
+    SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS corrections
+      FROM owner_corrections GROUP BY 1),
+enqueued AS (
+    SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS items_enqueued
+      FROM learning_queue GROUP BY 1),
+processed AS (
+    SELECT (processed_at AT TIME ZONE 'UTC')::date AS day, count(*) AS items_processed
+      FROM learning_queue WHERE processed_at IS NOT NULL GROUP BY 1),
+days AS (
+    SELECT day FROM feedback UNION SELECT day FROM corrections
+    UNION SELECT day FROM enqueued UNION SELECT day FROM processed)
+SELECT d.day,
+       coalesce(f.feedback_count, 0) AS feedback_count,
+       coalesce(f.negative_feedback, 0) AS negative_feedback,
+       f.avg_rating,
+       coalesce(c.corrections, 0) AS corrections,
+       coalesce(e.items_enqueued, 0) AS items_enqueued,
+       coalesce(p.items_processed, 0) AS items_processed
+  FROM days d
+  LEFT JOIN feedback f USING (day)
+  LEFT JOIN corrections c USING (day)
+  LEFT JOIN enqueued e USING (day)
+  LEFT JOIN processed p USING (day);
+CREATE UNIQUE INDEX daily_learning_metrics_day_idx ON daily_learning_metrics (day);
+DROP FUNCTION IF EXISTS daily_feedback_metrics();
 DROP FUNCTION IF EXISTS check_similar_knowledge(integer, text, anyelement, numeric, integer);
 DROP TRIGGER IF EXISTS trg_learning_queue_updated_at ON learning_queue;
 CREATE TRIGGER learning_queue_updated_at BEFORE UPDATE ON learning_queue
