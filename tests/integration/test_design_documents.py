@@ -87,8 +87,8 @@ def assert_tables_hold_document_columns(conn: psycopg.Connection, scratch: str,
 
 
 @pytest.mark.parametrize("document", sorted(STATEMENTS))
-def test_design_document_statements_run_verbatim(document: str, schema: ConnInfo,
-                                                 cluster: Cluster) -> None:
+def test_design_document_statements_run_verbatim(
+        document: str, schema: ConnInfo, cluster: Cluster) -> None:  # noqa: F811 (fixture)
     source = design_document(document)
     with connect(schema, autocommit=True) as conn:
         for entry in STATEMENTS[document]:

@@ -430,8 +430,10 @@ SELECT id, 'bug', 'file', '{"p": 0.5}' FROM ml_models;
 INSERT INTO evolution_experiments (name) VALUES ('e');
 INSERT INTO evolution_generations (experiment_id, generation_number)
 SELECT id, 0 FROM evolution_experiments;
-INSERT INTO evolution_individuals (generation_id, phenotype) SELECT id, 'p' FROM evolution_generations;
-INSERT INTO code_evaluations (individual_id, correctness_score) SELECT id, 1 FROM evolution_individuals;
+INSERT INTO evolution_individuals (generation_id, phenotype)
+SELECT id, 'p' FROM evolution_generations;
+INSERT INTO code_evaluations (individual_id, correctness_score)
+SELECT id, 1 FROM evolution_individuals;
 INSERT INTO llm_interactions (experiment_id, model_name, prompt_tokens, cost_usd)
 SELECT id, 'llm', 12, 0.000123 FROM evolution_experiments;
 INSERT INTO identified_patterns (pattern_type, pattern_name) VALUES ('smell', 'long');
