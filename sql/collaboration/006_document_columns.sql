@@ -38,9 +38,9 @@ LANGUAGE sql AS $$
     RETURNING *
 $$;
 
--- Document 003's form: the agent is named by text (`'control_agent_1'`), or by its uuid. An
--- agent that is not registered yet is registered with that name and type; every call records
--- its heartbeat (last_seen_at).
+-- Document 003's form: the agent is named by text (`'control_agent_1'`): one not registered
+-- yet is registered with that name and type. A uuid's text is the uuid form. Every call
+-- records the agent's heartbeat (last_seen_at).
 CREATE OR REPLACE FUNCTION claim_task(agent_type text, agent_id text) RETURNS SETOF tasks
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -49,10 +49,9 @@ DECLARE
     agent       uuid;
 BEGIN
     IF agent_ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-        UPDATE agents a SET last_seen_at = now() WHERE a.id = agent_ref::uuid
-        RETURNING a.id INTO agent;
-    END IF;
-    IF agent IS NULL THEN
+        agent := agent_ref::uuid;
+        UPDATE agents a SET last_seen_at = now() WHERE a.id = agent;
+    ELSE
         INSERT INTO agents AS a (name, agent_type, last_seen_at)
         VALUES (agent_ref, wanted_type, now())
         ON CONFLICT (name) DO UPDATE SET last_seen_at = now()

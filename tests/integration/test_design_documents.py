@@ -124,3 +124,70 @@ def test_design_document_statements_run_verbatim(
                if r[1] != "ok" and not r[0].startswith("module learning_pipeline")]
         assert bad == []  # (002's rollback plan removes most of learning_pipeline)
 
+
+
+def test_claim_task_by_name_registers_the_agent_and_keeps_its_limit(
+        schema: ConnInfo) -> None:  # noqa: F811 (fixture)
+    with connect(schema, autocommit=True) as conn:
+        conn.execute("INSERT INTO tasks (title, agent_type, priority) "
+                     "VALUES ('first', 'coder', 2), ('second', 'coder', 1)")
+
+        def claim(agent: str) -> list[str]:
+            return [row[0] for row in conn.execute(
+                "SELECT title FROM claim_task('coder', %s::text)", (agent,))]
+
+        assert claim("worker_1") == ["first"]
+        agent = conn.execute("SELECT id FROM agents WHERE name = 'worker_1' "
+                             "AND agent_type = 'coder' AND last_seen_at IS NOT NULL").fetchone()[0]
+        conn.execute("UPDATE agents SET max_concurrent_tasks = 1")
+        assert claim("worker_1") == []  # one task held: at its limit
+        assert claim(str(agent)) == []  # the uuid's text is the same agent
+        conn.execute("UPDATE tasks SET status = 'running' WHERE title = 'first'")
+        conn.execute("UPDATE tasks SET status = 'completed' WHERE title = 'first'")
+        assert claim(str(agent)) == ["second"]
+        assert conn.execute("SELECT count(*) FROM agents").fetchone() == (1,)
+
+
+def test_alias_columns_stay_equal_and_old_rows_are_migrated_once(
+        schema: ConnInfo) -> None:  # noqa: F811 (fixture)
+    with connect(schema, autocommit=True) as conn:
+        conn.execute("INSERT INTO owner_corrections (corrected_response) VALUES ('today')")
+        conn.execute("INSERT INTO owner_corrections (corrected_answer) VALUES ('002')")
+        pairs = "SELECT corrected_response, corrected_answer FROM owner_corrections ORDER BY 1"
+        assert conn.execute(pairs).fetchall() == [("002", "002"), ("today", "today")]
+        conn.execute("UPDATE owner_corrections SET corrected_answer = 'new' "
+                     "WHERE corrected_response = 'today'")
+        conn.execute("UPDATE owner_corrections SET corrected_response = 'newer' "
+                     "WHERE corrected_answer = '002'")
+        assert conn.execute(pairs).fetchall() == [("new", "new"), ("newer", "newer")]
+        # a row of the older layout (written before the alias existed)
+        conn.execute("ALTER TABLE owner_corrections DISABLE TRIGGER aa_column_aliases")
+        stamp = conn.execute("INSERT INTO owner_corrections (corrected_response, updated_at) "
+                             "VALUES ('old', '2025-01-01Z') RETURNING updated_at").fetchone()
+        conn.execute("ALTER TABLE owner_corrections ENABLE TRIGGER aa_column_aliases")
+        migrated = {(t, c): n for t, c, n in conn.execute("SELECT * FROM migrate_existing_data()")}
+        assert migrated[("owner_corrections", "corrected_answer")] == 1
+        assert conn.execute("SELECT corrected_answer, updated_at FROM owner_corrections "
+                            "WHERE corrected_response = 'old'").fetchone() == ("old", stamp[0])
+        assert conn.execute("SELECT sum(rows_migrated) FROM migrate_existing_data()"
+                            ).fetchone() == (0,)
+
+
+def test_conversation_id_follows_document_002s_delete_rules(
+        schema: ConnInfo) -> None:  # noqa: F811 (fixture)
+    with connect(schema, autocommit=True) as conn:
+        session = conn.execute("INSERT INTO sessions (title) VALUES ('s') RETURNING id"
+                               ).fetchone()[0]
+        conn.execute("INSERT INTO conversation_feedback (conversation_id, feedback_type) "
+                     "VALUES (%s, 'thumbs_up')", (session,))
+        conn.execute("INSERT INTO conversation_feedback (session_id, feedback_type) "
+                     "VALUES (%s, 'comment')", (session,))
+        conn.execute("INSERT INTO voice_transcripts (conversation_id, transcript) "
+                     "VALUES (%s, 'hello')", (session,))
+        assert conn.execute("SELECT count(*) FROM conversation_feedback WHERE session_id = %s",
+                            (session,)).fetchone() == (2,)
+        conn.execute("DELETE FROM sessions")
+        assert conn.execute("SELECT feedback_type, session_id FROM conversation_feedback"
+                            ).fetchall() == [("comment", None)]
+        assert conn.execute("SELECT transcript, conversation_id, session_id "
+                            "FROM voice_transcripts").fetchall() == [("hello", None, None)]
