@@ -7,7 +7,8 @@
 --   On INSERT a given alias wins, else the alias copies the canonical column; on UPDATE
 --   whichever of the two changed is copied to the other. Named aa_… so it fires before every
 --   other BEFORE trigger (PostgreSQL fires them in name order), the natural-key one included.
--- migrate_existing_data() fills the alias columns of rows written before they existed.
+-- migrate_existing_data() (learning/008) fills the alias columns of rows written before they
+-- existed.
 
 ALTER TABLE agent_metrics
     ADD COLUMN IF NOT EXISTS "timestamp" timestamptz GENERATED ALWAYS AS (created_at) STORED;
@@ -77,33 +78,7 @@ BEGIN
 END;
 $$;
 
--- Carries rows written in an older layout into the current one: every alias column still
--- empty gets its canonical column's value. Idempotent (a second call finds nothing); runs as
--- an import would (learning.import = 'on'), so updated_at and the triggers' side effects are
--- left alone. One row per alias column: how many rows it filled.
-CREATE OR REPLACE FUNCTION migrate_existing_data()
-RETURNS TABLE (table_name text, column_name text, rows_migrated bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    item     record;
-    previous text := current_setting('learning.import', true);
-BEGIN
-    PERFORM set_config('learning.import', 'on', true);
-    FOR item IN SELECT a.table_name AS tbl, a.alias, a.canonical FROM installer.column_aliases a
-                 WHERE to_regclass(a.table_name) IS NOT NULL ORDER BY 1, 2 LOOP
-        EXECUTE format('UPDATE %s SET %I = %I WHERE %I IS NULL AND %I IS NOT NULL', item.tbl,
-                       item.alias, item.canonical, item.alias, item.canonical);
-        table_name := item.tbl;
-        column_name := item.alias;
-        GET DIAGNOSTICS rows_migrated = ROW_COUNT;
-        RETURN NEXT;
-    END LOOP;
-    PERFORM set_config('learning.import', coalesce(previous, ''), true);
-END;
-$$;
-
 -- migrate:down
-DROP FUNCTION IF EXISTS migrate_existing_data();
 DROP FUNCTION IF EXISTS alias_column(regclass, text, text);
 DROP FUNCTION IF EXISTS sync_column_aliases() CASCADE;
 DROP TABLE IF EXISTS installer.column_aliases;

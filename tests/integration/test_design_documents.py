@@ -3,6 +3,7 @@ without pgvector and on 16 with it (statements: tests/data/design_statements.yam
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,14 @@ def test_design_document_statements_run_verbatim(
 
 
 
+@pytest.mark.parametrize("size", [0, 3, 55, 56, 63, 64, 65, 119, 1000])
+def test_sha1_digest_matches_sha1(schema: ConnInfo, size: int) -> None:  # noqa: F811 (fixture)
+    data = bytes(range(256)) * 4
+    with connect(schema) as conn:
+        digest = conn.execute("SELECT sha1_digest(%s)", (data[:size],)).fetchone()[0]
+    assert digest == hashlib.sha1(data[:size]).digest()
+
+
 def test_claim_task_by_name_registers_the_agent_and_keeps_its_limit(
         schema: ConnInfo) -> None:  # noqa: F811 (fixture)
     with connect(schema, autocommit=True) as conn:
@@ -165,8 +174,9 @@ def test_alias_columns_stay_equal_and_old_rows_are_migrated_once(
         stamp = conn.execute("INSERT INTO owner_corrections (corrected_response, updated_at) "
                              "VALUES ('old', '2025-01-01Z') RETURNING updated_at").fetchone()
         conn.execute("ALTER TABLE owner_corrections ENABLE TRIGGER aa_column_aliases")
-        migrated = {(t, c): n for t, c, n in conn.execute("SELECT * FROM migrate_existing_data()")}
-        assert migrated[("owner_corrections", "corrected_answer")] == 1
+        migrated = {(t, source): n for t, source, n in conn.execute(
+            "SELECT * FROM migrate_existing_data()")}
+        assert migrated[("owner_corrections", "corrected_response (as corrected_answer)")] == 1
         assert conn.execute("SELECT corrected_answer, updated_at FROM owner_corrections "
                             "WHERE corrected_response = 'old'").fetchone() == ("old", stamp[0])
         assert conn.execute("SELECT sum(rows_migrated) FROM migrate_existing_data()"
