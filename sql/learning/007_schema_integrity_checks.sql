@@ -4,7 +4,7 @@
 -- redefined it earlier (analytics/002) points back here with one line.
 -- One row per check, status 'ok', 'warning' (works, but needs attention) or 'error'. Per
 -- installed module (recognised by its first table) one more row: the tables, functions,
--- triggers, views and materialised views the design documents name are all there.
+-- triggers, views, materialised views and indexes the design documents name are all there.
 
 CREATE OR REPLACE FUNCTION schema_integrity_checks()
 RETURNS TABLE (check_name text, status text, detail text)
@@ -149,6 +149,7 @@ LANGUAGE sql STABLE AS $$
                     WHERE p.pronamespace = 'public'::regnamespace AND p.proname = o.object)
                WHEN 'trigger' THEN EXISTS (SELECT 1 FROM pg_trigger g
                                             WHERE NOT g.tgisinternal AND g.tgname = o.object)
+               WHEN 'index' THEN to_regclass(o.object) IS NOT NULL
            END
       FROM (SELECT v.*, row_number() OVER () AS ordinal FROM (VALUES
         ('learning', 'table', 'agent_metrics'), ('learning', 'table', 'interaction_logs'),
@@ -167,6 +168,7 @@ LANGUAGE sql STABLE AS $$
         ('collaboration', 'table', 'memories'), ('collaboration', 'table', 'tasks'),
         ('collaboration', 'table', 'artifacts'), ('collaboration', 'table', 'agents'),
         ('collaboration', 'function', 'claim_task'), ('collaboration', 'view', 'active_sessions'),
+        ('collaboration', 'index', 'memories_tags_idx'),
         ('learning_pipeline', 'table', 'conversation_feedback'),
         ('learning_pipeline', 'table', 'owner_corrections'),
         ('learning_pipeline', 'table', 'learning_queue'),
@@ -183,6 +185,9 @@ LANGUAGE sql STABLE AS $$
         ('learning_pipeline', 'trigger', 'trg_learning_queue_updated_at'),
         ('learning_pipeline', 'materialized view', 'daily_learning_metrics'),
         ('learning_pipeline', 'materialized view', 'response_performance_metrics'),
+        ('learning_pipeline', 'index', 'idx_corrections_pending'),
+        ('learning_pipeline', 'index', 'idx_learning_pending'),
+        ('learning_pipeline', 'index', 'idx_transcripts_negative'),
         ('analytics', 'table', 'ml_models'), ('analytics', 'table', 'training_datasets'),
         ('analytics', 'table', 'model_training_sessions'),
         ('analytics', 'table', 'model_evaluations'), ('analytics', 'table', 'feature_store'),

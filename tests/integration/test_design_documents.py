@@ -201,3 +201,15 @@ def test_conversation_id_follows_document_002s_delete_rules(
                             ).fetchall() == [("comment", None)]
         assert conn.execute("SELECT transcript, conversation_id, session_id "
                             "FROM voice_transcripts").fetchall() == [("hello", None, None)]
+
+
+def test_validate_schema_integrity_names_a_missing_documented_object(
+        schema: ConnInfo) -> None:  # noqa: F811 (fixture)
+    with connect(schema, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER trg_feedback_learning ON conversation_feedback")
+        conn.execute("DROP TRIGGER aa_column_aliases ON owner_corrections")
+        problems = {name: detail for name, status, detail in conn.execute(
+            "SELECT * FROM validate_schema_integrity()") if status != "ok"}
+    assert problems == {
+        "module learning_pipeline": "missing: trigger trg_feedback_learning",
+        "column aliases": "alias columns no trigger keeps: owner_corrections.corrected_answer"}
