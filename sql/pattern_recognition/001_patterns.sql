@@ -41,24 +41,27 @@ CREATE TABLE pattern_occurrences (
 CREATE INDEX pattern_occurrences_pattern_idx ON pattern_occurrences (pattern_id, created_at DESC);
 CREATE INDEX pattern_occurrences_source_idx ON pattern_occurrences (source_type, source_id);
 
--- occurrence_count and last_seen_at follow the occurrences (recounted, so imports in any
--- order give the same result; the pattern's updated_at is left alone during an import).
+-- occurrence_count and last_seen_at follow the occurrences: recounted once per statement for
+-- the patterns it touched (a bulk load costs one count per pattern, and imports in any order
+-- give the same result; the pattern's updated_at is left alone during an import).
 CREATE OR REPLACE FUNCTION refresh_pattern_occurrences() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    touched uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.pattern_id ELSE NEW.pattern_id END;
 BEGIN
     UPDATE identified_patterns p
        SET occurrence_count = (SELECT count(*) FROM pattern_occurrences o WHERE o.pattern_id = p.id),
            last_seen_at = greatest(p.last_seen_at, coalesce(
                (SELECT max(o.created_at) FROM pattern_occurrences o WHERE o.pattern_id = p.id),
                p.last_seen_at))
-     WHERE p.id = touched;
+     WHERE p.id IN (SELECT changed.pattern_id FROM changed);
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER pattern_occurrences_count AFTER INSERT OR DELETE ON pattern_occurrences
-    FOR EACH ROW EXECUTE FUNCTION refresh_pattern_occurrences();
+CREATE TRIGGER pattern_occurrences_added AFTER INSERT ON pattern_occurrences
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION refresh_pattern_occurrences();
+CREATE TRIGGER pattern_occurrences_removed AFTER DELETE ON pattern_occurrences
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION refresh_pattern_occurrences();
 
 CREATE TABLE predictions (
     id                  uuid             PRIMARY KEY DEFAULT gen_random_uuid(),

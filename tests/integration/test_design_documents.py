@@ -213,3 +213,17 @@ def test_validate_schema_integrity_names_a_missing_documented_object(
     assert problems == {
         "module learning_pipeline": "missing: trigger trg_feedback_learning",
         "column aliases": "alias columns no trigger keeps: owner_corrections.corrected_answer"}
+
+
+def test_data_quality_checks_record_the_schema_checks(
+        schema: ConnInfo) -> None:  # noqa: F811 (fixture)
+    with connect(schema, autocommit=True) as conn:
+        assert conn.execute("SELECT record_data_quality_checks()").fetchone() == (0,)
+        conn.execute("DROP INDEX idx_learning_pending")
+        assert conn.execute("SELECT record_data_quality_checks()").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT check_name, details ->> 'detail' FROM data_quality_checks "
+            "WHERE status <> 'ok'").fetchall() == [
+                ("module learning_pipeline", "missing: index idx_learning_pending")]
+        assert conn.execute("SELECT count(DISTINCT check_name) = count(*) / 2 "
+                            "FROM data_quality_checks").fetchone() == (True,)
