@@ -219,6 +219,14 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- migrate:down
-DROP FUNCTION IF EXISTS validate_schema_integrity();
+-- validate_schema_integrity() goes with the checks, unless analytics/002's own version is back
+DO $$
+BEGIN
+    IF position('schema_integrity_checks' IN pg_get_functiondef(
+            to_regprocedure('validate_schema_integrity()'))) > 0 THEN
+        DROP FUNCTION validate_schema_integrity();
+    END IF;
+END;
+$$;
 DROP FUNCTION IF EXISTS schema_module_objects();
 DROP FUNCTION IF EXISTS schema_integrity_checks();

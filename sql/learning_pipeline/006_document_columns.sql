@@ -275,6 +275,48 @@ CREATE INDEX response_performance_metrics_type_idx
 SELECT count(*) FROM migrate_existing_data();
 
 -- migrate:down
+-- the functions as learning_pipeline/001 defined them
+CREATE OR REPLACE FUNCTION audit_learning_queue() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF learning_import_in_progress() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO learning_audit_log (learning_queue_id, action, new_status)
+        VALUES (NEW.id, 'enqueued', NEW.status);
+    ELSIF NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO learning_audit_log (learning_queue_id, action, old_status, new_status)
+        VALUES (NEW.id, 'status_changed', OLD.status, NEW.status);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION batch_process_learning(p_batch_size integer DEFAULT 100)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    processed integer;
+BEGIN
+    WITH picked AS (
+        SELECT q.id FROM learning_queue q
+         WHERE q.status = 'approved'
+         ORDER BY q.priority DESC, q.created_at, q.id
+         LIMIT p_batch_size
+           FOR UPDATE SKIP LOCKED),
+    done AS (
+        UPDATE learning_queue q SET status = 'processed', processed_at = now()
+          FROM picked WHERE q.id = picked.id
+        RETURNING q.source_type, q.source_id),
+    applied AS (
+        UPDATE owner_corrections c SET applied_at = now()
+          FROM done WHERE done.source_type = 'correction' AND c.id = done.source_id
+        RETURNING c.id)
+    SELECT count(*) INTO processed FROM done;
+    RETURN processed;
+END;
+$$;
+DROP INDEX IF EXISTS conversation_feedback_type_idx, idx_corrections_pending, idx_learning_pending,
+    learning_audit_log_action_idx, learning_audit_log_time_idx;
 DROP MATERIALIZED VIEW IF EXISTS response_performance_metrics;
 CREATE MATERIALIZED VIEW response_performance_metrics AS
 SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
@@ -336,6 +378,7 @@ ALTER TABLE learning_audit_log DROP COLUMN IF EXISTS performed_at,
     DROP COLUMN IF EXISTS performed_by, DROP COLUMN IF EXISTS new_values,
     DROP COLUMN IF EXISTS old_values, DROP COLUMN IF EXISTS record_id,
     DROP COLUMN IF EXISTS table_name;
+DROP FUNCTION IF EXISTS fill_session_from_conversation() CASCADE;  -- and its four triggers
 DROP TRIGGER IF EXISTS aa_column_aliases ON conversation_feedback;
 DROP TRIGGER IF EXISTS aa_column_aliases ON owner_corrections;
 DROP TRIGGER IF EXISTS aa_column_aliases ON learning_queue;
@@ -358,4 +401,3 @@ ALTER TABLE owner_corrections DROP COLUMN IF EXISTS correction_context,
     DROP COLUMN IF EXISTS corrected_answer, DROP COLUMN IF EXISTS conversation_id;
 ALTER TABLE conversation_feedback DROP COLUMN IF EXISTS reason,
     DROP COLUMN IF EXISTS conversation_id;
-DROP FUNCTION IF EXISTS fill_session_from_conversation() CASCADE;
