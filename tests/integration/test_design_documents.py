@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ import yaml
 from psycopg import sql
 
 from installer.credentials import ConnInfo
+from installer.migrations import DOWN_MARKER, Migrator
+from installer.modules import select_modules
 from tests.conftest import REPO, Cluster
 from tests.integration.test_schema_modules import (  # noqa: F401 (fixtures)
     DIMS,
@@ -227,3 +231,53 @@ def test_data_quality_checks_record_the_schema_checks(
                 ("module learning_pipeline", "missing: index idx_learning_pending")]
         assert conn.execute("SELECT count(DISTINCT check_name) = count(*) / 2 "
                             "FROM data_quality_checks").fetchone() == (True,)
+
+
+def schema_dump(cluster: Cluster, db: ConnInfo) -> list[str]:
+    """pg_dump --schema-only of the learning tables' schema, without what differs by run."""
+    result = subprocess.run(
+        [str(cluster.backend.binaries.tool("pg_dump")), "--schema-only", "--no-owner",
+         "--exclude-schema", "installer", "--host", db.host, "--port", str(db.port),
+         "--username", db.user, "--dbname", db.dbname],
+        capture_output=True, text=True, env={**os.environ, "PGPASSWORD": db.password},
+        check=True)
+    return [line for line in result.stdout.splitlines()
+            if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))
+            and "learning_events_2" not in line]
+
+
+def test_down_parts_undo_their_files_with_rows_present(cluster: Cluster,
+                                                       tmp_path: Path) -> None:
+    """Every file with a `-- migrate:down` part, applied and then undone newest first (rows
+    present), leaves the schema that the files before them make. memories.tags stays: the
+    MCP server adds and uses it too."""
+    before = tmp_path / "sql"
+    for module in sorted((REPO / "sql").iterdir()):
+        older = [p for p in sorted(module.glob("*.sql"))
+                 if DOWN_MARKER not in p.read_text("utf-8").splitlines()]
+        if older:
+            (before / module.name).mkdir(parents=True)
+            shutil.copy2(module / "module.yaml", before / module.name)
+            for path in older:
+                shutil.copy2(path, before / module.name)
+    expected_db, undone_db = cluster.create_database(), cluster.create_database()
+    try:
+        for db in (expected_db, undone_db):
+            if cluster.has_pgvector:
+                with connect(db, autocommit=True) as conn:
+                    conn.execute("CREATE EXTENSION vector")
+        Migrator(expected_db.kwargs(), select_modules(before, None)).migrate()
+        applied = Migrator(undone_db.kwargs(), select_modules(REPO / "sql", None)).migrate()
+        with connect(undone_db, autocommit=True) as conn:
+            conn.execute((REPO / "tests/data/design_rows.sql").read_text("utf-8"))
+            for migration in reversed(applied):
+                text = migration.path.read_text("utf-8")
+                if f"\n{DOWN_MARKER}\n" in text:
+                    with conn.transaction():
+                        conn.execute(text.split(f"\n{DOWN_MARKER}\n", 1)[1])
+        left = [line for line in schema_dump(cluster, undone_db)
+                if "tags text[]" not in line and "memories_tags_idx" not in line]
+        assert left == schema_dump(cluster, expected_db)
+    finally:
+        cluster.drop_database(expected_db)
+        cluster.drop_database(undone_db)
