@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from installer import commands, lifecycle, show_config
+from installer import commands, db, lifecycle, show_config
 from installer.console import Console
-from installer.errors import ConfigError, ExitCode, InstallerError, ServerError
+from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.wizard import profile_for_run
 
 COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
@@ -149,11 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "dry_run", False):  # a plan's exit codes: 0 none, 2 changes, 1 error
             return int(ExitCode.FAILED)
         return int(exc.exit_code)
-    except psycopg.OperationalError as exc:  # any command that found no server to talk to
-        console.error(ServerError(
-            f"cannot connect to the database: {str(exc).strip().splitlines()[0]}",
-            hint="start it with `python install.py start`, or repair everything with "
-            "`python install.py --full`; `python install.py doctor` shows what is wrong"))
+    except psycopg.Error as exc:  # the server refused, or was not there, outside any step
+        if console.verbose:
+            console.err.print(traceback.format_exc())
+        console.error(db.refused(exc))
         return int(ExitCode.FAILED if getattr(args, "dry_run", False) else ExitCode.SERVER)
     except KeyboardInterrupt:
         console.err.print("interrupted")

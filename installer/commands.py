@@ -28,7 +28,7 @@ from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
 from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.schema_maintenance import refresh
-from installer.steps import StepResult, run_steps
+from installer.steps import StepResult, checked, run_steps
 
 
 def _load(project_dir: Path, settings: dict[str, Any], console: Console,
@@ -107,7 +107,7 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
                console: Console) -> ExitCode:
     installation = _load(project_dir, settings, console, probe_docker=False)
     steps = installation.steps()
-    checks = [(step.title, step.check()) for step in steps]
+    checks = [(step.title, checked(step)) for step in steps]
     healthy = all(check.ok for _, check in checks)
     pending: list[str] = []
     tables: dict[str, int] = {}

@@ -25,10 +25,18 @@ from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.commands import _load, _require_installed
 from installer.console import Console
 from installer.credentials import ConnInfo
-from installer.errors import ConfigError, DataError, ExitCode, InstallerError, ServerError
+from installer.errors import (
+    ConfigError,
+    DataError,
+    EnvironmentProblem,
+    ExitCode,
+    InstallerError,
+    ServerError,
+)
 from installer.installation import Installation
 from installer.prompts import confirm, interactive
 from installer.provision import AgentGrantsStep, can_login
+from installer.steps import checked
 
 ARCHIVE_MAGIC = b"PGDMP"
 
@@ -48,12 +56,15 @@ def client_binaries(installation: Installation) -> PgBinaries:
     usable = [b for b in (system_binaries(), embedded_binaries())
               if b is not None and b.major >= major and b.tool("pg_dump").exists()]
     if not usable:
-        raise ConfigError(f"no pg_dump for PostgreSQL {major} or newer on this machine",
+        raise EnvironmentProblem(f"no pg_dump for PostgreSQL {major} or newer on this machine",
                           hint=f"install the PostgreSQL {major} client tools")
     return min(usable, key=lambda b: b.major)
 
 
 def _run_tool(tool: Path, args: list[str], conn: ConnInfo) -> subprocess.CompletedProcess[str]:
+    if not tool.is_file():
+        raise EnvironmentProblem(f"{tool.name} is missing: no {tool}",
+                                 hint="install the PostgreSQL client tools that match the server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(PGPASSWORD=conn.password or "", PGCONNECT_TIMEOUT="10")
     command = [str(tool), "--host", conn.host, "--port", str(conn.port), "--username", conn.user,
@@ -175,7 +186,7 @@ def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str,
             raise
     console.step(f"Restore {path.name} into {database}", "changed", "done")
     grants = AgentGrantsStep(installation.owner_conn(), installation.settings.agent_role)
-    if not (check := grants.check()).ok:
+    if not (check := checked(grants)).ok:
         console.step(grants.title, "changed", grants.apply(check))
     console.info("run `python install.py --full` to apply migrations newer than the backup")
     console.emit_json({"ok": True, "restored": str(path), "safety_backup": str(safety)})
@@ -213,7 +224,7 @@ def _step_findings(installation: Installation) -> list[Finding]:
                                 "run `python install.py --full`"))
     for step in installation.steps():
         try:
-            check = step.check()
+            check = checked(step)
         except InstallerError as exc:
             findings.append(Finding(step.title, "failed", exc.message, exc.hint or ""))
             continue
