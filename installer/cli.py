@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from installer import commands, db, lifecycle, show_config
+from installer import commands, db, lifecycle, program, show_config
 from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.wizard import profile_for_run
@@ -61,7 +61,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
-    parser = _Parser(prog="python install.py", parents=[common],
+    parser = _Parser(prog=program.name(), parents=[common],
                      description="Install, repair and sync the PostgreSQL learning database.")
     parser.add_argument("--full", action="store_true",
                         help="install or repair everything (the default command)")

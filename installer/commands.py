@@ -12,6 +12,7 @@ from psycopg import sql
 from rich.table import Table
 
 from installer import credentials as cred
+from installer import program
 from installer.compose import write_compose
 from installer.config import resolve_settings
 from installer.console import Console
@@ -80,7 +81,7 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     console.info(f"  agent role (read-only): {installation.settings.agent_role}")
     mcp_files = [str(CLIENTS[name].path(project_dir)) for name in installation.settings.mcp_clients]
     console.info(f"  files: {', '.join([str(installation.settings.env_path), *mcp_files])}")
-    console.info("  next: `python install.py status`; `python install.py backup`; restart your "
+    console.info(f"  next: {program.command('status')}; {program.command('backup')}; restart your "
                  "MCP clients so they pick up the learning-db server")
     deferred = [step.deferred_error for step in steps if step.deferred_error]
     if deferred:
@@ -135,7 +136,8 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
         for name, count in tables.items():
             counts.add_row(name, str(count))
         console.table(counts)
-    console.info("healthy" if healthy else "not healthy: run `python install.py --full` to repair")
+    console.info("healthy" if healthy else
+                 f"not healthy: run {program.command('--full')} to repair")
     console.emit_json({
         "healthy": healthy, "mode": installation.settings.mode,
         "server": installation.backend.describe(),
@@ -166,7 +168,7 @@ def cmd_stop(project_dir: Path, args: argparse.Namespace, settings: dict[str, An
 def _require_installed(installation: Installation) -> None:
     if not installation.recorded:
         raise ConfigError("nothing is installed here yet (no .env)",
-                          hint="run `python install.py --full` first")
+                          hint=f"run {program.command('--full')} first")
 
 
 def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
@@ -199,7 +201,7 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
         console.step(".env", "changed", f"installer keys removed ({kept} of yours kept)")
     else:
         console.info(f"Data and credentials kept ({installation.settings.env_path}); "
-                     "`python install.py --full` brings it all back.")
+                     f"{program.command('--full')} brings it all back.")
     console.emit_json({"ok": True, "purged": purge})
     return ExitCode.OK
 
@@ -261,7 +263,7 @@ def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str,
                  f"{spec.image} as {spec.name}, port {spec.host}:{spec.port}, volume {spec.volume}")
     if cred.ADMIN_PASSWORD not in recorded:
         console.warn(f"{env_path} holds no LEARNING_ADMIN_PASSWORD yet: run "
-                     "`python install.py --mode docker` first (compose reads the password there)")
+                     f"{program.command('--mode docker')} first (compose reads the password there)")
     console.emit_json({"ok": True, "path": str(path), "changed": changed})
     return ExitCode.OK
 

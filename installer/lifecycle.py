@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from installer import program
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.commands import _load, _require_installed
 from installer.console import Console
@@ -77,8 +78,8 @@ def _require_server(installation: Installation) -> ConnInfo:
     owner = installation.owner_conn()
     if not can_login(owner):
         raise ServerError(f"cannot connect to {owner.masked_url()}",
-                          hint="start the server with `python install.py start`, or repair the "
-                          "installation with `python install.py --full`",
+                          hint=f"start the server with {program.command('start')}, or repair the "
+                          f"installation with {program.command('--full')}",
                           details=installation.backend.log_tail(10))
     return owner
 
@@ -97,7 +98,7 @@ def backup(installation: Installation, label: str = "") -> Path:
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise ServerError("pg_dump failed", details=result.stderr.strip(),
-                          hint="check that the server runs (`python install.py status`)")
+                          hint=f"check that the server runs ({program.command('status')})")
     partial.chmod(0o600)
     partial.rename(path)
     return path
@@ -111,7 +112,7 @@ def cmd_backup(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
         path = backup(installation)
     size = path.stat().st_size
     console.step("Backup", "changed", f"{path} ({size:,} bytes)")
-    console.info(f"restore it with `python install.py restore {path}`")
+    console.info(f"restore it with {program.command(f'restore {path}')}")
     console.emit_json({"ok": True, "file": str(path), "bytes": size})
     return ExitCode.OK
 
@@ -120,11 +121,11 @@ def cmd_backup(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
 def _check_archive(path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"no backup file at {path}", hint="list backups/ for the files made "
-                          "by `python install.py backup`")
+                          f"by {program.command('backup')}")
     with path.open("rb") as handle:
         if handle.read(len(ARCHIVE_MAGIC)) != ARCHIVE_MAGIC:
             raise DataError(f"{path} is not a pg_dump custom-format archive",
-                            hint="restore only files made by `python install.py backup` "
+                            hint=f"restore only files made by {program.command('backup')} "
                             "(pg_dump --format=custom); nothing was changed")
 
 
@@ -188,7 +189,7 @@ def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     grants = AgentGrantsStep(installation.owner_conn(), installation.settings.agent_role)
     if not (check := checked(grants)).ok:
         console.step(grants.title, "changed", grants.apply(check))
-    console.info("run `python install.py --full` to apply migrations newer than the backup")
+    console.info(f"run {program.command('--full')} to apply migrations newer than the backup")
     console.emit_json({"ok": True, "restored": str(path), "safety_backup": str(safety)})
     return ExitCode.OK
 
@@ -213,7 +214,8 @@ class Finding:
     hint: str = ""
 
 
-_REPAIR = "run `python install.py --full`: it repairs exactly this"
+def _repair() -> str:
+    return f"run {program.command('--full')}: it repairs exactly this"
 
 
 def _step_findings(installation: Installation) -> list[Finding]:
@@ -221,7 +223,7 @@ def _step_findings(installation: Installation) -> list[Finding]:
     if not installation.recorded:
         findings.append(Finding("installation", "failed", "nothing is installed here yet (no "
                                 f"{installation.settings.env_path.name})",
-                                "run `python install.py --full`"))
+                                f"run {program.command('--full')}"))
     for step in installation.steps():
         try:
             check = checked(step)
@@ -234,7 +236,7 @@ def _step_findings(installation: Installation) -> list[Finding]:
             findings.append(Finding(step.title, "skipped", check.detail))
         else:
             findings.append(Finding(step.title, "failed", f"{check.state}: {check.detail}",
-                                    _REPAIR))
+                                    _repair()))
     return findings
 
 
@@ -263,7 +265,7 @@ def _machine_findings(installation: Installation) -> list[Finding]:
         "FATAL:" in line and "password authentication failed" not in line)]
     if serious:
         findings.append(Finding("server log", "warning", serious[-1][:200],
-                                "read it with `python install.py logs`"))
+                                f"read it with {program.command('logs')}"))
     return findings
 
 

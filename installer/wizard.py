@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from installer import program
 from installer.config import DEFAULT_DOCKER_PORT, DEFAULT_NATIVE_PORT, Settings, resolve_settings
 from installer.console import Console
 from installer.detect import Detection, detect
@@ -129,5 +130,5 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
         path = Path(questionary.text("Profile file", default=str(
             project_dir / "profiles" / "local.yaml")).unsafe_ask()).expanduser()
         save_profile(path, answers, "answers given to the installer's wizard")
-        console.info(f"Saved {path}; replay with `python install.py --profile {path}`.")
+        console.info(f"Saved {path}; replay with {program.command(f'--profile {path}')}.")
     return Profile(path, answers, {})

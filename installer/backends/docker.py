@@ -24,6 +24,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from requests import RequestException
 
+from installer import program
 from installer.backends.base import Backend
 from installer.credentials import ADMIN_PASSWORD, ConnInfo
 from installer.errors import EnvironmentProblem, ServerError
@@ -261,7 +262,7 @@ class DockerBackend(Backend):
         found = self.container()
         if found is None:
             raise ServerError(f"there is no container {self.spec.name}",
-                              hint="run `python install.py --full` to re-create it (the data "
+                              hint=f"run {program.command('--full')} to re-create it (the data "
                               "volume is kept)")
         if found.status != "running":
             try:
