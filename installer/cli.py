@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import psycopg
 
 from installer import commands, db, lifecycle, program, show_config
+from installer.config import MODES
 from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.wizard import profile_for_run
@@ -37,7 +38,7 @@ def _common_options() -> argparse.ArgumentParser:
     out.add_argument("--verbose", "-v", action="store_true", help="more detail, tracebacks")
     where = common.add_argument_group("installation")
     where.add_argument("--project-dir", type=Path, help="the checkout (default: install.py's)")
-    where.add_argument("--mode", choices=("auto", "native", "docker", "external"))
+    where.add_argument("--mode", choices=MODES)
     where.add_argument("--binaries", choices=("auto", "embedded", "system"),
                        help="native mode: which PostgreSQL binaries (auto: system if present)")
     where.add_argument("--data-dir", type=Path, help="native mode: instance directory")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from installer import credentials as cred
 from installer import program
+from installer.backends.docker import DockerBackend, docker_spec
 from installer.compose import write_compose
 from installer.config import resolve_settings
 from installer.console import Console
@@ -21,7 +22,7 @@ from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.exchange import hook
 from installer.exchange.import_ import find_source
 from installer.exchange.sync import run_export, run_import
-from installer.installation import Installation, docker_spec
+from installer.installation import Installation
 from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
@@ -251,7 +252,7 @@ def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str,
                 console: Console) -> ExitCode:
     env_path = Path(settings["env_file"]) if settings.get("env_file") else project_dir / ".env"
     recorded = read_env(env_path)
-    other_mode = recorded.get("LEARNING_MODE", "docker") != "docker"
+    other_mode = recorded.get("LEARNING_MODE", DockerBackend.mode) != DockerBackend.mode
     if other_mode:  # its recorded port and names belong to that server, not to a container
         console.warn(f"this checkout is installed in {recorded['LEARNING_MODE']} mode; "
                      "compose.yaml describes a separate docker-mode server")

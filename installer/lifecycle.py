@@ -50,8 +50,8 @@ def _server_major(conn: ConnInfo) -> int:
 
 def client_binaries(installation: Installation) -> PgBinaries:
     """The native backend's binaries; otherwise the oldest tools not older than the server."""
-    own = getattr(installation.backend, "binaries", None)
-    if isinstance(own, PgBinaries):
+    own = installation.backend.client_tools()
+    if own is not None:
         return own
     major = _server_major(installation.owner_conn())
     usable = [b for b in (system_binaries(), embedded_binaries())

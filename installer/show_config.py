@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from installer import credentials as cred
-from installer.config import Settings, resolve_settings
+from installer.config import Settings, environment_variable, resolve_settings
 from installer.console import Console
 from installer.envfile import read_env
 from installer.errors import ExitCode
 
 _PASSWORDS = (("admin password", cred.ADMIN_PASSWORD), ("owner password", cred.OWNER_PASSWORD),
               ("agent password", cred.AGENT_PASSWORD))
+_URL_PASSWORD = re.compile(r"://([^/@\s:]+):([^/@\s]+)@")
 
 
 def effective_config(project_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -35,6 +37,10 @@ def effective_config(project_dir: Path, settings: dict[str, Any]) -> dict[str, d
         source = resolved.sources.get(field.name, "command line")
         if source == "profile" and profile:
             source = f"profile {profile.where(field.name)}"
+        elif source == "environment":
+            source = f"environment {environment_variable(field.name)}"
+        if field.name == "admin_url" and isinstance(value, str):
+            value = _URL_PASSWORD.sub(lambda m: f"://{m[1]}:{cred.mask(m[2])}@", value)
         if field.name.endswith("_env") and isinstance(value, str):
             held = os.environ.get(value)
             value = f"{value} ({'set: ' + cred.mask(held) if held else 'not set'})"
