@@ -15,13 +15,31 @@ import psycopg
 from installer import commands, db, lifecycle, program, show_config
 from installer.config import MODES
 from installer.console import Console
+from installer.context import Command, RunContext
 from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.wizard import profile_for_run
 
-COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
-            "refresh", "backup", "restore", "logs", "doctor", "export", "import", "hooks")
-
-_HANDLERS = (commands, lifecycle, show_config)  # modules holding cmd_<name> functions
+# Every command and the function that runs it. A new command: a sub-parser in build_parser()
+# and one line here.
+COMMANDS: dict[str, Command] = {
+    "install": commands.cmd_install,
+    "status": commands.cmd_status,
+    "start": commands.cmd_start,
+    "stop": commands.cmd_stop,
+    "uninstall": commands.cmd_uninstall,
+    "migrate": commands.cmd_migrate,
+    "detect": commands.cmd_detect,
+    "compose": commands.cmd_compose,
+    "refresh": commands.cmd_refresh,
+    "backup": lifecycle.cmd_backup,
+    "restore": lifecycle.cmd_restore,
+    "logs": lifecycle.cmd_logs,
+    "doctor": lifecycle.cmd_doctor,
+    "export": commands.cmd_export,
+    "import": commands.cmd_import,
+    "hooks": commands.cmd_hooks,
+    "print-config": show_config.cmd_print_config,  # --print-config, with any command
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,33 +132,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
              "image", "mcp_clients")
     return {name: getattr(args, name, None) for name in names}
 
 
+def _context(args: argparse.Namespace, project_dir: Path, console: Console) -> RunContext:
+    if not (project_dir / "sql").is_dir():
+        raise ConfigError(f"{project_dir} is not a learning-installer checkout (no sql/)",
+                          hint="run install.py from the repository, or pass --project-dir")
+    if os.environ.get("LEARNING_YES", "").lower() in ("1", "true", "yes"):
+        args.yes = True
+    flags = _flags_from(args)
+    return RunContext(project_dir=project_dir, args=args, flags=flags, console=console,
+                      profile=profile_for_run(project_dir, args, flags, console))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = "print-config" if getattr(args, "print_config", False) else (
+        args.command or "install")
     console = Console(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False),
-                      verbose=getattr(args, "verbose", False))
+                      verbose=getattr(args, "verbose", False), command=command)
     project_dir = Path(getattr(args, "project_dir", None)
                        or os.environ.get("LEARNING_PROJECT_DIR") or Path.cwd()).resolve()
-    command = args.command or "install"
     started = time.monotonic()
     try:
-        if not (project_dir / "sql").is_dir():
-            raise ConfigError(f"{project_dir} is not a learning-installer checkout (no sql/)",
-                              hint="run install.py from the repository, or pass --project-dir")
-        if os.environ.get("LEARNING_YES", "").lower() in ("1", "true", "yes"):
-            args.yes = True
-        settings = _settings_from(args)
-        settings["profile"] = profile_for_run(project_dir, args, settings, console)
-        if getattr(args, "print_config", False):
-            command = "print_config"
-        handler = next(getattr(module, f"cmd_{command}") for module in _HANDLERS
-                       if hasattr(module, f"cmd_{command}"))
-        code = handler(project_dir, args, settings, console)
+        code = COMMANDS[command](_context(args, project_dir, console))
         console.detail(f"{command} took {time.monotonic() - started:.2f} s")
         return int(code)
     except InstallerError as exc:

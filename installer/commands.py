@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,9 @@ from installer import credentials as cred
 from installer import program
 from installer.backends.docker import DockerBackend, docker_spec
 from installer.compose import write_compose
-from installer.config import resolve_settings
+from installer.config import find_env_file, resolve_settings
 from installer.console import Console
+from installer.context import RunContext
 from installer.envfile import read_env, remove_env_keys
 from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.exchange import hook
@@ -31,14 +31,6 @@ from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.schema_maintenance import refresh
 from installer.steps import StepResult, checked, run_steps
-
-
-def _load(project_dir: Path, settings: dict[str, Any], console: Console,
-          probe_docker: bool = True) -> Installation:
-    installation = Installation.load(project_dir, settings, console, probe_docker=probe_docker)
-    for note in installation.notes:
-        console.warn(note)
-    return installation
 
 
 def _report_detection(installation: Installation, console: Console) -> None:
@@ -56,10 +48,10 @@ def _report_detection(installation: Installation, console: Console) -> None:
                  f"port {b.get('port')}")
 
 
-def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
+def cmd_install(ctx: RunContext) -> ExitCode:
+    project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     dry_run = bool(getattr(args, "dry_run", False))
-    installation = _load(project_dir, settings, console)
+    installation = ctx.installation(installed=False, probe_docker=True)
     _report_detection(installation, console)
     console.heading("Plan" if dry_run else "Install")
     steps = installation.steps(console)
@@ -105,9 +97,9 @@ def table_counts(installation: Installation) -> dict[str, int]:
             sql.Identifier(name))).fetchone()[0] for name in names}
 
 
-def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_status(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation(installed=False)
     steps = installation.steps()
     checks = [(step.title, checked(step)) for step in steps]
     healthy = all(check.ok for _, check in checks)
@@ -140,7 +132,7 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     console.info("healthy" if healthy else
                  f"not healthy: run {program.command('--full')} to repair")
     console.emit_json({
-        "healthy": healthy, "mode": installation.settings.mode,
+        "ok": healthy, "healthy": healthy, "mode": installation.settings.mode,
         "server": installation.backend.describe(),
         "database": installation.owner_conn().masked_url(),
         "pending_migrations": pending, "tables": tables,
@@ -149,34 +141,26 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     return ExitCode.OK if healthy else ExitCode.SERVER
 
 
-def cmd_start(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-              console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_start(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     console.step("Start server", "changed", installation.backend.start())
     console.emit_json({"ok": True, "server": installation.backend.describe()})
     return ExitCode.OK
 
 
-def cmd_stop(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-             console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_stop(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation(installed=False)
     console.step("Stop server", "changed", installation.backend.stop())
     console.emit_json({"ok": True, "server": installation.backend.describe()})
     return ExitCode.OK
 
 
-def _require_installed(installation: Installation) -> None:
-    if not installation.recorded:
-        raise ConfigError("nothing is installed here yet (no .env)",
-                          hint=f"run {program.command('--full')} first")
-
-
-def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                  console: Console) -> ExitCode:
+def cmd_uninstall(ctx: RunContext) -> ExitCode:
+    project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     purge = bool(getattr(args, "purge", False))
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+    installation = ctx.installation()
     if purge and not getattr(args, "yes", False):
         where = installation.backend.describe().get("data_dir")
         if not interactive():
@@ -207,9 +191,9 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
     return ExitCode.OK
 
 
-def cmd_migrate(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_migrate(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
+    installation = ctx.installation(installed=False)
     migrator = Migrator(installation.owner_conn().kwargs(),
                         select_modules(installation.settings.sql_dir,
                                        installation.settings.modules))
@@ -239,18 +223,18 @@ def cmd_migrate(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     return ExitCode.OK
 
 
-def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console)
+def cmd_detect(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation(installed=False, probe_docker=True)
     _report_detection(installation, console)
     console.emit_json({"detected": installation.detection.as_dict(),
                        "mode": installation.settings.mode})
     return ExitCode.OK
 
 
-def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
-    env_path = Path(settings["env_file"]) if settings.get("env_file") else project_dir / ".env"
+def cmd_compose(ctx: RunContext) -> ExitCode:
+    project_dir, settings, console = ctx.project_dir, ctx.settings, ctx.console
+    env_path = find_env_file(project_dir, settings)
     recorded = read_env(env_path)
     other_mode = recorded.get("LEARNING_MODE", DockerBackend.mode) != DockerBackend.mode
     if other_mode:  # its recorded port and names belong to that server, not to a container
@@ -269,19 +253,17 @@ def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     return ExitCode.OK
 
 
-def cmd_refresh(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_refresh(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     done = refresh(installation.owner_conn(), console)
     console.emit_json({"ok": True, **done})
     return ExitCode.OK
 
 
-def cmd_export(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_export(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     exports = installation.settings.exports_dir
     result = run_export(installation.owner_conn(), exports, console)
     console.info(f"{len(result.changed_files)} file(s) changed in {exports}" if result.changed
@@ -291,10 +273,9 @@ def cmd_export(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     return ExitCode.OK
 
 
-def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_import(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
+    installation = ctx.installation()
     exports = installation.settings.exports_dir
     folder = Path(args.from_dir).resolve() if getattr(args, "from_dir", None) else exports
     if folder != exports and not folder.is_dir():
@@ -316,8 +297,8 @@ def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     return ExitCode.OK
 
 
-def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-              console: Console) -> ExitCode:
+def cmd_hooks(ctx: RunContext) -> ExitCode:
+    project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     action = args.action
     if action == "install":
         console.step("git pre-push hook", "changed", hook.install_hook(project_dir))
@@ -329,7 +310,7 @@ def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, A
     else:  # run-pre-push, called by the hook: never fails the push
         lines = sys.stdin.read().splitlines()
         try:
-            installation = _load(project_dir, settings, console, probe_docker=False)
+            installation = ctx.installation(installed=False)
             done = hook.run_pre_push(project_dir, installation.owner_conn(), console,
                                      args.remote, lines, args.git_pid)
             console.info(f"learning export: {done}")

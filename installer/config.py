@@ -124,6 +124,13 @@ def split_profile(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = No
     return flags, profile if profile is not None or chosen is None else chosen.values
 
 
+def find_env_file(project_dir: Path, cli: Mapping[str, Any]) -> Path:
+    """The run's .env: --env-file, else the profile's env_file, else the checkout's .env."""
+    flags, profile = split_profile(cli)
+    chosen = flags.get("env_file") or (profile or {}).get("env_file")
+    return Path(chosen).expanduser() if chosen else project_dir / ".env"
+
+
 def resolve_settings(
     project_dir: Path,
     cli: Mapping[str, Any],

@@ -6,6 +6,7 @@ changing anything, so `--dry-run` and `status` can use it as well as a real inst
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from installer import credentials as cred
 from installer.backends.base import Backend
 from installer.backends.docker import DockerBackend
 from installer.backends.native import NativeBackend
-from installer.config import Settings, resolve_settings, split_profile
+from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
@@ -38,13 +39,11 @@ class Installation:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, project_dir: Path, cli: dict[str, Any], console: Console,
-             profile: dict[str, Any] | None = None, probe_docker: bool = True) -> Installation:
-        cli, profile = split_profile(cli, profile)
-        env_file = cli.get("env_file") or (profile or {}).get("env_file")
-        env_path = Path(env_file) if env_file else project_dir / ".env"
-        recorded = read_env(env_path)
-        settings = resolve_settings(project_dir, cli, profile=profile, recorded=recorded)
+    def load(cls, project_dir: Path, cli: Mapping[str, Any], console: Console,
+             probe_docker: bool = True) -> Installation:
+        """`cli`: the flags, and the run's profile under "profile" (see config.split_profile)."""
+        recorded = read_env(find_env_file(project_dir, cli))
+        settings = resolve_settings(project_dir, cli, recorded=recorded)
         detection = detect(probe_docker=probe_docker and (
             settings.mode == backends.AUTO or backends.backend_class(settings.mode).needs_docker))
         passwords = Passwords.from_env(recorded)

@@ -9,7 +9,6 @@ by a safety backup, so a failed or regretted restore loses nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -17,14 +16,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 from installer import program
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
-from installer.commands import _load, _require_installed
-from installer.console import Console
+from installer.context import RunContext
 from installer.credentials import ConnInfo
 from installer.errors import (
     ConfigError,
@@ -104,10 +101,9 @@ def backup(installation: Installation, label: str = "") -> Path:
     return path
 
 
-def cmd_backup(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_backup(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     with console.working("pg_dump"):
         path = backup(installation)
     size = path.stat().st_size
@@ -160,12 +156,11 @@ def restore(installation: Installation, path: Path) -> None:
                         hint="the archive may need an extension this server lacks (pgvector)")
 
 
-def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
+def cmd_restore(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
     path = Path(args.file).expanduser().absolute()
     _check_archive(path)
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+    installation = ctx.installation()
     database = installation.settings.database
     if not getattr(args, "yes", False):
         if not interactive():
@@ -195,9 +190,9 @@ def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str,
 
 
 # -- logs -------------------------------------------------------------------------------------
-def cmd_logs(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-             console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_logs(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
+    installation = ctx.installation(installed=False)
     text = installation.backend.log_tail(max(1, getattr(args, "lines", 50)))
     if not console.json_mode:
         console.out.print(text, markup=False, highlight=False)
@@ -269,10 +264,10 @@ def _machine_findings(installation: Installation) -> list[Finding]:
     return findings
 
 
-def cmd_doctor(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
+def cmd_doctor(ctx: RunContext) -> ExitCode:
+    console = ctx.console
     try:
-        installation = _load(project_dir, settings, console, probe_docker=False)
+        installation = ctx.installation(installed=False)
         findings = [*_step_findings(installation), *_machine_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]

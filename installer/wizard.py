@@ -17,7 +17,7 @@ from typing import Any
 from installer import backends, program
 from installer.backends.docker import DockerBackend
 from installer.backends.native import NativeBackend
-from installer.config import Settings, resolve_settings
+from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
 from installer.detect import Detection, detect
 from installer.envfile import read_env
@@ -46,8 +46,7 @@ def _may_ask(project_dir: Path, args: argparse.Namespace, cli: dict[str, Any],
         return False
     if getattr(args, "yes", False) or console.quiet or getattr(args, "print_config", False):
         return False
-    env_file = cli.get("env_file") or project_dir / ".env"
-    return interactive() and not read_env(Path(env_file))
+    return interactive() and not read_env(find_env_file(project_dir, cli))
 
 
 def recommended_mode(detection: Detection) -> tuple[str, str]:
