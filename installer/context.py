@@ -30,10 +30,6 @@ class RunContext:
         """The command-line layer as `resolve_settings` and `Installation.load` take it."""
         return {**self.flags, "profile": self.profile}
 
-    def option(self, name: str, default: Any = None) -> Any:
-        """A command-line option, or `default` when this command has no such option."""
-        return getattr(self.args, name, default)
-
     def installation(self, *, installed: bool = True, probe_docker: bool = False
                      ) -> Installation:
         """The installation the settings describe, its notes shown as warnings. `installed`:
