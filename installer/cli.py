@@ -48,8 +48,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(int(ExitCode.CONFIG), f"error: {message}\n")
 
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+def _common_options() -> _Parser:
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     out = common.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="one JSON document on stdout")
     out.add_argument("--quiet", "-q", action="store_true", help="errors only")

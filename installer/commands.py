@@ -11,14 +11,14 @@ from psycopg import sql
 from rich.table import Table
 
 from installer import credentials as cred
-from installer import program
+from installer import db, program
 from installer.backends.docker import DockerBackend, docker_spec
 from installer.compose import write_compose
 from installer.config import find_env_file, resolve_settings
 from installer.console import Console
 from installer.context import RunContext
 from installer.envfile import read_env, remove_env_keys
-from installer.errors import ConfigError, ExitCode, InstallerError
+from installer.errors import ConfigError, ExitCode, InstallerError, ServerError
 from installer.exchange import hook
 from installer.exchange.import_ import find_source
 from installer.exchange.sync import run_export, run_import
@@ -90,11 +90,11 @@ def _summary(installation: Installation, results: list[StepResult]) -> dict[str,
 
 
 def table_counts(installation: Installation) -> dict[str, int]:
-    with psycopg.connect(**installation.owner_conn().kwargs()) as conn:
+    with db.connect(installation.owner_conn()) as conn:
         names = [row[0] for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        return {name: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier(name))).fetchone()[0] for name in names}
+        return {name: int((conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(name))).fetchone() or (0,))[0]) for name in names}
 
 
 def cmd_status(ctx: RunContext) -> ExitCode:
@@ -112,7 +112,7 @@ def cmd_status(ctx: RunContext) -> ExitCode:
         current = migrator.plan()
         pending = [m.id for m in current.pending + current.out_of_order + current.changed]
         tables = table_counts(installation)
-    except psycopg.OperationalError:
+    except (psycopg.OperationalError, ServerError):  # the checks above say why
         healthy = False
     table = Table(title=f"learning installation ({installation.settings.mode})")
     table.add_column("check")

@@ -51,7 +51,7 @@ def admin_from(settings: Settings, environ: Mapping[str, str] = os.environ) -> C
                           hint="use postgresql://USER@HOST:PORT/DATABASE")
     return ConnInfo(str(parts["host"]), int(parts.get("port") or 5432),
                     str(parts.get("dbname") or "postgres"), str(parts["user"]),
-                    parts.get("password") or environ.get(password_variable) or None)
+                    str(parts.get("password") or environ.get(password_variable) or "") or None)
 
 
 @register
