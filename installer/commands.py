@@ -47,13 +47,17 @@ def _report_detection(installation: Installation, console: Console) -> None:
     console.heading("Detected")
     console.info(f"  OS: {d.os}{' (inside a container)' if d.in_container else ''}")
     console.info(f"  Docker daemon: {d.docker_daemon or 'not reachable'}")
-    console.info("  system PostgreSQL: " + (d.system_pg.version if d.system_pg else "none"))
+    console.info("  system PostgreSQL: " + (f"{d.system_pg.version} ("
+                 f"{'with' if d.system_pg.has_pgvector else 'no'} pgvector)" if d.system_pg
+                 else "none"))
     console.info("  embedded PostgreSQL: " + (
         f"{d.embedded_pg.version} with pgvector" if d.embedded_pg else "none"))
     console.info("  ports: " + ", ".join(f"{port} {'free' if free else 'in use'}"
                                          for port, free in d.free_ports.items()))
     console.info(f"  mode: {installation.settings.mode} ({b.get('binaries', '')}), "
                  f"port {b.get('port')}")
+    if b.get("binaries_why"):
+        console.info(f"  binaries: {b['binaries_why']}")
 
 
 def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
@@ -143,6 +147,8 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
         console.warn(f"missing: {gone.describe()}")
     if size:
         console.info(f"database {installation.settings.database}: {size.describe()}")
+    if why := installation.backend.describe().get("binaries_why"):
+        console.info(f"binaries: {why}")
     console.info("healthy" if healthy else f"not healthy: run {program.command('--full')} to "
                  "repair")
     console.emit_json({

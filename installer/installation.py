@@ -7,7 +7,7 @@ changing anything, so `--dry-run` and `status` can use it as well as a real inst
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +153,10 @@ def choose_mode(settings: Settings, detection: Detection, console: Console) -> s
 def _binaries(settings: Settings, recorded: dict[str, str]) -> PgBinaries:
     kind = recorded.get("LEARNING_PG_BINARIES") if settings.sources["binaries"] in (
         "default", ".env (recorded)") else None
-    if kind == "embedded" and (found := embedded_binaries()):
-        return found
-    if kind == "system" and (found := system_binaries()):
-        return found
+    finders = {"embedded": embedded_binaries, "system": system_binaries}
+    if kind in finders and (found := finders[kind]()):
+        return replace(found, why=f"recorded in .env: the cluster was made with the {kind} "
+                       f"binaries ({'with' if found.has_pgvector else 'no'} pgvector)")
     return choose_binaries(settings.binaries)
 
 

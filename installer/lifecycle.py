@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from installer import db
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.commands import _load, _require_installed
 from installer.console import Console
@@ -256,11 +257,38 @@ def _machine_findings(installation: Installation) -> list[Finding]:
     return findings
 
 
+_OTHER_DATABASES = """
+SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.rolname = %s
+ WHERE d.datallowconn AND d.datname <> current_database()
+   AND has_database_privilege(r.oid, d.oid, 'CONNECT') ORDER BY 1
+"""
+
+
+def _separation_finding(installation: Installation) -> Finding:
+    """Document 004's separation: the agent role reaches the learning database and no other."""
+    agent, database = installation.settings.agent_role, installation.settings.database
+    title = f"{agent} can connect to {database} only"
+    try:
+        with db.connect(installation.owner_conn()) as conn:
+            others = [row[0] for row in conn.execute(_OTHER_DATABASES, (agent,))]
+    except ServerError:
+        return Finding(title, "skipped", "the server does not answer")
+    if not others:
+        return Finding(title, "ok")
+    detail = f"it may also connect to {', '.join(others)}"
+    if installation.backend.mode == "external":  # not ours to change on a shared server
+        return Finding(title, "warning", detail, "as the server's admin, for each of them: "
+                       "REVOKE CONNECT ON DATABASE name FROM PUBLIC, then GRANT CONNECT to the "
+                       "roles that use it")
+    return Finding(title, "failed", detail, _REPAIR)
+
+
 def cmd_doctor(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
                console: Console) -> ExitCode:
     try:
         installation = _load(project_dir, settings, console, probe_docker=False)
-        findings = [*_step_findings(installation), *_machine_findings(installation)]
+        findings = [*_step_findings(installation), _separation_finding(installation),
+                    *_machine_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]
     for f in findings:

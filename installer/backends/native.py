@@ -147,7 +147,8 @@ class NativeBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "binaries": f"{self.binaries.kind} PostgreSQL "
-                f"{self.binaries.version}", "data_dir": str(self.pgdata),
+                f"{self.binaries.version}", "binaries_why": self.binaries.why,
+                "data_dir": str(self.pgdata),
                 "log": str(self.logfile), "running": self.is_running(),
                 "pid": self._postmaster_pid(), "port": self.port}
 
