@@ -230,6 +230,23 @@ def test_dropped_table_is_reported_and_recreated_without_touching_others(
     assert _query(database, "SELECT count(*) FROM learning_queue") == [(1,)]
 
 
+def test_drift_that_cannot_be_replayed_changes_nothing_and_says_what_to_run(
+        tmp_path: Path, database: ConnInfo) -> None:
+    sql_dir = tmp_path / "sql"
+    _write(sql_dir, "demo", {"001_a.sql": "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n"
+                                          "CREATE TABLE b (id int);\n"})
+    _migrator(database, sql_dir).migrate()
+    with psycopg.connect(**database.kwargs(), autocommit=True) as conn:
+        conn.execute("DROP TABLE a")
+        conn.execute("CREATE VIEW a AS SELECT 2 AS id")  # the name is taken by something else
+    with pytest.raises(MigrationError) as caught:
+        schema_drift.repair(_migrator(database, sql_dir))
+    assert "table a (from demo/001_a)" in caught.value.message
+    assert "Nothing was changed" in caught.value.message
+    assert "restore backups/FILE.dump" in (caught.value.hint or "")
+    assert _query(database, "SELECT id FROM a") == [(2,)]
+
+
 def _archive_sql(commit: str, into: Path) -> Path:
     data = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit, "sql"],
                           capture_output=True, check=True).stdout
