@@ -299,8 +299,10 @@ def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
                console: Console) -> ExitCode:
     installation = _load(project_dir, settings, console)
     _report_detection(installation, console)
+    server = installation.backend.describe()
     console.emit_json({"detected": installation.detection.as_dict(),
-                       "mode": installation.settings.mode})
+                       "mode": installation.settings.mode, "binaries": server.get("binaries"),
+                       "binaries_why": server.get("binaries_why")})
     return ExitCode.OK
 
 

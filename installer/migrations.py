@@ -416,7 +416,8 @@ def _units(migration: Migration, done: int) -> Iterator[_Unit]:
     """A no-transaction file's commit units after the first `done` statements: one statement,
     or a BEGIN … COMMIT block (a block closed by ROLLBACK runs nothing, as in psql)."""
     block: list[Statement] | None = None
-    for index, statement in enumerate(statements(migration.sql), 1):
+    pieces = statements(migration.sql)
+    for index, statement in enumerate(pieces, 1):
         if statement.word in _BLOCK_START:
             block = []
         elif statement.word in _BLOCK_END | _BLOCK_DISCARD:
@@ -427,8 +428,8 @@ def _units(migration: Migration, done: int) -> Iterator[_Unit]:
             block.append(statement)
         elif index > done:
             yield _Unit(index, [statement])
-    if block:  # BEGIN without COMMIT: the rest of the file is one unit
-        yield _Unit(len(statements(migration.sql)), block)
+    if block and len(pieces) > done:  # BEGIN without COMMIT: the rest of the file is one unit
+        yield _Unit(len(pieces), block)
 
 
 @dataclass

@@ -166,7 +166,7 @@ def test_no_transaction_file_resumes_after_kill_9(tmp_path: Path, database: Conn
     _write(sql_dir, "demo", {"001_steps.sql": (
         "-- installer:no-transaction\nCREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n"
         "BEGIN;\nCREATE TABLE b (id int);\nINSERT INTO b VALUES (2);\nCOMMIT;\n"
-        "SELECT pg_sleep(2);\nCREATE TABLE c (id int);\n")})
+        "SELECT pg_sleep(4);\nCREATE TABLE c (id int);\n")})
     script = ("import sys; from installer.credentials import ConnInfo; "
               "from installer.migrations import migrate_all; from pathlib import Path; "
               f"migrate_all(ConnInfo(*{tuple(database.__dict__.values())!r}), Path(sys.argv[1]))")
