@@ -187,6 +187,25 @@ def test_no_transaction_file_resumes_after_kill_9(tmp_path: Path, database: Conn
     assert _query(database, "SELECT count(*) FROM installer.migration_progress") == [(0,)]
 
 
+def test_no_transaction_file_fixed_after_a_failure_resumes_at_the_failed_statement(
+        tmp_path: Path, database: ConnInfo) -> None:
+    sql_dir = tmp_path / "sql"
+    head = "-- installer:no-transaction\nCREATE TABLE a (id int);\n"
+    _write(sql_dir, "demo", {"001_x.sql": head + "CREATE TABL b (id int);\n"})
+    with pytest.raises(MigrationError) as caught:
+        _migrator(database, sql_dir).migrate()
+    assert "001_x.sql, line 3" in caught.value.message
+    assert "the next run resumes at this one" in (caught.value.hint or "")
+    assert _tables(database) == {"a"}
+    (sql_dir / "demo" / "001_x.sql").write_text(
+        "-- installer:no-transaction\nCREATE TABLE a (id bigint);\nCREATE TABLE b (id int);\n")
+    with pytest.raises(MigrationError, match="have been edited since"):
+        _migrator(database, sql_dir).migrate()  # a statement that already ran was changed
+    (sql_dir / "demo" / "001_x.sql").write_text(head + "CREATE TABLE b (id int);\n")
+    _migrator(database, sql_dir).migrate()
+    assert _tables(database) == {"a", "b"} and _ledger(database) == ["demo/001"]
+
+
 def test_checksum_hint_restores_the_file_from_anywhere(tmp_path: Path,
                                                         database: ConnInfo) -> None:
     checkout = tmp_path / "checkout"

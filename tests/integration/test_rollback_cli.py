@@ -37,7 +37,7 @@ def test_rollback_backup_reapply_restore_and_drift(project: Project) -> None:
     (demo / "module.yaml").write_text("description: demo\nrequires: [learning]\n")
     for name, text in DEMO.items():
         (demo / name).write_text(text)
-    installed = project.install(check=True)
+    installed = project.install("--database", "ai_agent_persistence", check=True)
     with _owner(project) as conn:
         conn.execute("INSERT INTO notes (body) VALUES ('first'), ('second')")
 
@@ -53,7 +53,18 @@ def test_rollback_backup_reapply_restore_and_drift(project: Project) -> None:
 
     doctor = json.loads(project.run("doctor", "--json").stdout)
     separation = [c for c in doctor["checks"] if "can connect to" in c["check"]]
-    assert separation and separation[0]["state"] == "ok"
+    assert separation[0]["check"].endswith("can connect to ai_agent_persistence only")
+    assert separation[0]["state"] == "ok"
+    assert "ai_agent_persistence" in first["database"]
+    env = project.read_env()
+    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], dbname="postgres",
+                         user=env["LEARNING_ADMIN_USER"],
+                         password=env["LEARNING_ADMIN_PASSWORD"], autocommit=True) as admin:
+        admin.execute("GRANT CONNECT ON DATABASE postgres TO PUBLIC")
+    opened = project.run("doctor")
+    assert opened.returncode == 1 and "it may also connect to postgres" in opened.stdout
+    project.install(check=True)  # the roles step closes it again
+    assert project.run("doctor").returncode == 0
 
     refused = project.run("migrate", "--rollback-to", "learning/000", "--dry-run")
     assert refused.returncode == 1 and "no down part" in refused.stderr
