@@ -4,6 +4,7 @@ the checksum hint, drift and the in-place upgrade from an older main — on real
 from __future__ import annotations
 
 import io
+import json
 import os
 import shlex
 import signal
@@ -266,12 +267,13 @@ def test_drift_that_cannot_be_replayed_changes_nothing_and_says_what_to_run(
     assert _query(database, "SELECT id FROM a") == [(2,)]
 
 
-def _archive_sql(commit: str, into: Path) -> Path:
-    data = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit, "sql"],
-                          capture_output=True, check=True).stdout
+def _archive(commit: str, into: Path) -> Path:
+    """The commit's installer/ and sql/, as `git archive` gives them."""
+    data = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit,
+                           "installer", "sql"], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
-    return into / "sql"
+    return into
 
 
 def test_upgrade_in_place_from_the_older_main_keeps_every_row(
@@ -279,18 +281,19 @@ def test_upgrade_in_place_from_the_older_main_keeps_every_row(
     if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", UPGRADE_FROM],
                       capture_output=True).returncode != 0:
         pytest.skip(f"{UPGRADE_FROM} is not in this clone's history")
-    old_sql = _archive_sql(UPGRADE_FROM, tmp_path / "old")
+    old = _archive(UPGRADE_FROM, tmp_path / "old")
     if cluster.has_pgvector:
         with psycopg.connect(**database.kwargs(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    # the older engine's ledger: only the columns it had
-    migrate_all(database, old_sql)
-    with psycopg.connect(**database.kwargs(), autocommit=True) as conn:
-        conn.execute("ALTER TABLE installer.schema_migrations DROP COLUMN down_sql, "
-                     "DROP COLUMN objects")
-        conn.execute("DROP TABLE installer.migration_progress, installer.modules, "
-                     "installer.size_readings CASCADE")
-        conn.execute("DROP VIEW IF EXISTS installer.schema_versions")
+    # the older main's own engine makes the schema and its ledger
+    script = ("import json, sys; from pathlib import Path; "
+              "from installer.migrations import Migrator; "
+              "from installer.modules import select_modules; "
+              "Migrator(json.loads(sys.argv[1]), select_modules(Path('sql'), None)).migrate()")
+    subprocess.run([sys.executable, "-c", script, json.dumps(database.kwargs())], cwd=old,
+                   env={**os.environ, "PYTHONPATH": str(old)}, check=True)
+    assert _query(database, "SELECT count(*) FROM information_schema.columns WHERE "
+                            "table_schema = 'installer' AND column_name = 'down_sql'") == [(0,)]
     filled = _fill_every_table(database)
     before = {t: _query(database, f'SELECT count(*) FROM "{t}"')[0][0] for t in filled}
     applied = migrate_all(database, REPO / "sql")
