@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from installer.credentials import ConnInfo
 from installer.errors import MigrationError
 from installer.migrations import Migrator, load_module_migrations, migrate_all
 from installer.modules import select_modules
-from tests.conftest import REPO, Cluster
+from tests.conftest import REPO, Cluster, Project
 
 UPGRADE_FROM = "57f61ac"  # main before down parts, rollback and object tracking
 
@@ -364,3 +365,30 @@ def _sample(kind: str) -> str:
                "json": "'{}'::json", "date": "current_date", "tsvector": "''::tsvector",
                "timestamp with time zone": "now()", "interval": "interval '1 hour'"}
     return samples.get(kind, f"'sample'::{kind}")
+
+
+def test_full_install_of_the_older_main_upgrades_with_full(project: Project) -> None:
+    """Today's main installs; rows go in every table; this checkout's `--full` upgrades it."""
+    if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", UPGRADE_FROM],
+                      capture_output=True).returncode != 0:
+        pytest.skip(f"{UPGRADE_FROM} is not in this clone's history")
+    for folder in ("installer", "sql"):
+        shutil.rmtree(project.path / folder)
+    _archive(UPGRADE_FROM, project.path)
+    project.install(check=True)
+    env = project.read_env()
+    owner = ConnInfo(env["PGHOST"], int(env["PGPORT"]), env["PGDATABASE"], env["PGUSER"],
+                     env["PGPASSWORD"])
+    filled = _fill_every_table(owner)
+    before = {t: _query(owner, f'SELECT count(*) FROM "{t}"')[0][0] for t in filled}
+    for folder in ("installer", "sql"):
+        shutil.rmtree(project.path / folder)
+        shutil.copytree(REPO / folder, project.path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    upgraded = project.install(check=True)
+    assert "Schema migrations" in upgraded.stdout
+    after = {t: _query(owner, f'SELECT count(*) FROM "{t}"')[0][0] for t in filled}
+    assert after == before
+    status = json.loads(project.run("status", "--json").stdout)
+    assert status["healthy"] and status["pending_migrations"] == []
+    assert status["missing_objects"] == {}
