@@ -12,6 +12,7 @@ from psycopg import sql
 from rich.table import Table
 
 from installer import credentials as cred
+from installer.capture.claude_settings import remove_hooks
 from installer.compose import write_compose
 from installer.config import resolve_settings
 from installer.console import Console
@@ -189,6 +190,8 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
         if removed_from := remove_entry(client, project_dir, agent):
             console.step(f"MCP server entry for {client.label}", "changed",
                          f"removed from {removed_from}")
+    if removed_from := remove_hooks(project_dir):
+        console.step("Claude Code capture hooks", "changed", f"removed from {removed_from}")
     path = pgpass_path()
     if path.exists():
         write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,

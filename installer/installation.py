@@ -18,6 +18,7 @@ from installer.backends.docker import ContainerSpec, DockerBackend
 from installer.backends.external import ADMIN_URL, ExternalBackend, admin_from
 from installer.backends.native import NativeBackend, default_instance_dir
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
+from installer.capture.steps import CaptureSpoolStep, ClaudeHooksStep
 from installer.config import (
     DEFAULT_DOCKER_PORT,
     DEFAULT_NATIVE_PORT,
@@ -103,6 +104,7 @@ class Installation:
             "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
+            "LEARNING_CAPTURE_AGENT_WORK": str(self.settings.capture_agent_work).lower(),
         } | self.backend.recorded()
         if self.backend.mode == "external":  # an external server's admin password is not ours
             del values[cred.ADMIN_PASSWORD]
@@ -128,11 +130,13 @@ class Installation:
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),
             AgentGrantsStep(self.owner_conn(), s.agent_role),
+            CaptureSpoolStep(s.project_dir, self.owner_conn()),
             *exchange,
             PgpassStep(self.agent_conn()),
             *(McpConfigStep(client, s.project_dir, self.agent_conn())
               for client in clients_named(s.mcp_clients)),
             *hooks,
+            ClaudeHooksStep(s.project_dir, s.capture_agent_work, s.env_file),
         ]
 
 
