@@ -20,7 +20,7 @@ from installer.errors import ConfigError
 from installer.fileutil import write_if_changed
 
 MARKER = "capture/hook.py"  # in every command we write, whatever the path before it
-TOOL_MATCHER = "|".join(hook.TOOLS)
+TOOL_MATCHER = f"^({'|'.join(hook.TOOLS)})$"  # anchored: not TaskCreate, AgentX…
 TIMEOUT = 10  # seconds; the hook takes a few hundredths
 
 

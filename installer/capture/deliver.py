@@ -17,6 +17,8 @@ Run detached by hook.py (`python deliver.py --project-dir DIR [--env-file FILE]`
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -32,12 +34,15 @@ from psycopg.types.json import Jsonb
 
 from installer import db
 from installer.capture import spool
+from installer.capture.hook import TOOL_EVENTS, TOOLS
 from installer.credentials import OWNER_PASSWORD, ConnInfo
 from installer.errors import ConfigError
 
 NAMESPACE = uuid.UUID("5b0e7c64-3f7e-4d0a-9d55-6c1f0a7e2c11")  # never change: ids derive from it
 MAIN_AGENT = "claude-code"
 PROMPT_CHARS = 2000
+TEXT_CHARS = 4000
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def row_id(*parts: str) -> uuid.UUID:
@@ -48,13 +53,36 @@ def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _text(value: Any) -> str | None:
-    """A tool response's text: a string, or the text blocks of a content list."""
-    if isinstance(value, str):
-        return value
+def _text(value: Any, limit: int = TEXT_CHARS) -> str | None:
+    """A string, or the text blocks of a content list, cut at `limit` characters."""
     if isinstance(value, list):
-        return "\n".join(b.get("text", "") for b in value if isinstance(b, dict)) or None
-    return None
+        value = "\n".join(str(b.get("text", "")) for b in value if isinstance(b, dict))
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:limit]
+
+
+class _Starts:
+    """When each sub-agent run began (its PreToolUse), kept in .learning/running/ until its
+    PostToolUse: the two events may be delivered in different runs."""
+
+    def __init__(self, project_dir: Path):
+        self.directory = Path(spool.directory(project_dir)) / spool.RUNNING
+
+    def _file(self, tool_use: str) -> Path:
+        return self.directory / _SAFE_NAME.sub("_", tool_use)[:128]
+
+    def begin(self, tool_use: str, at: float) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._file(tool_use).write_text(repr(at))
+
+    def end(self, tool_use: str) -> float | None:
+        try:
+            started = float(self._file(tool_use).read_text())
+        except (OSError, ValueError):
+            return None
+        self._file(tool_use).unlink(missing_ok=True)
+        return started
 
 
 @dataclass(frozen=True)
@@ -130,7 +158,8 @@ def _session(conn: psycopg.Connection, entry: dict[str, Any], project: str) -> N
         "metadata": Jsonb({k: v for k, v in metadata.items() if v is not None})})
 
 
-def _subagent_run(conn: psycopg.Connection, entry: dict[str, Any], tables: _Tables) -> None:
+def _subagent_run(conn: psycopg.Connection, entry: dict[str, Any], tables: _Tables,
+                  started: float | None) -> None:
     """A Task/Agent tool call finished (PostToolUse) or failed (PostToolUseFailure)."""
     payload = entry["payload"]
     session = str(payload.get("session_id"))
@@ -144,27 +173,28 @@ def _subagent_run(conn: psycopg.Connection, entry: dict[str, Any], tables: _Tabl
     failed = payload.get("hook_event_name") == "PostToolUseFailure"
     status = response.get("status")
     success = not failed and status in (None, "completed", "async_launched")
-    error = (str(payload.get("error") or "failed") if failed
+    error = (_text(str(payload.get("error") or "failed")) if failed
              else None if success else f"status {status}")
     duration = response.get("totalDurationMs")
-    if not isinstance(duration, int | float) and "started_at" in entry:
-        duration = max(0.0, (entry["received_at"] - entry["started_at"]) * 1000)
+    if not isinstance(duration, int | float) and started is not None:
+        duration = max(0.0, (entry["received_at"] - started) * 1000)
     duration = duration if isinstance(duration, int | float) else None
-    at = _at(entry.get("started_at", entry["received_at"]))
+    at = _at(started or entry["received_at"])
     usage = {"tokens": response.get("totalTokens"), "tool_uses": response.get("totalToolUseCount"),
              "usage": response.get("usage"), "model": response.get("resolvedModel")}
     metadata = {k: v for k, v in {
         "source": "claude-code hooks", "claude_session_id": session, "tool_use_id": tool_use,
-        "session_id": str(row_id("session", session)), "description": given.get("description"),
+        "session_id": str(row_id("session", session)),
+        "description": _text(given.get("description"), 500),
         "agent_id": response.get("agentId"), "status": status, "parent_agent": parent,
         **usage}.items() if v is not None}
     if tables.metrics:
         conn.execute(_METRIC, (row_id("subagent-run", session, tool_use), agent, duration,
                                success, error, Jsonb(metadata), at))
     if tables.interactions:
-        request = {k: v for k, v in {
-            "description": given.get("description"),
-            "prompt": str(given.get("prompt") or "")[:PROMPT_CHARS] or None}.items() if v}
+        request = {k: v for k, v in {"description": _text(given.get("description"), 500),
+                                     "prompt": _text(given.get("prompt"), PROMPT_CHARS)
+                                     }.items() if v}
         result = _text(response.get("content")) or _text(response.get("result")) or error
         conn.execute(_INTERACTION, (row_id("delegation", session, tool_use), parent, agent,
                                     "task", Jsonb(request), result, duration, Jsonb(metadata), at))
@@ -181,19 +211,27 @@ def _subagent_stop(conn: psycopg.Connection, entry: dict[str, Any]) -> None:
         "source": "claude-code hooks", "claude_session_id": session, "agent_id": payload.get(
             "agent_id"), "session_id": str(row_id("session", session))}.items() if v}
     conn.execute(_INTERACTION, (row_id("subagent-stop", session, key), str(agent), MAIN_AGENT,
-                                "result", Jsonb({}), payload.get("last_assistant_message"), None,
+                                "result", Jsonb({}), _text(payload.get("last_assistant_message")),
+                                None,
                                 Jsonb(metadata), _at(entry["received_at"])))
 
 
 def record(conn: psycopg.Connection, entry: dict[str, Any], tables: _Tables,
-           project: str) -> None:
+           project_dir: Path) -> None:
     """The rows one spooled event gives, in one transaction."""
-    event = entry["payload"].get("hook_event_name")
+    payload = entry["payload"]
+    event = payload.get("hook_event_name")
+    if event in TOOL_EVENTS and payload.get("tool_name") not in TOOLS:
+        return  # a tool that runs no sub-agent (a hook matcher wider than ours)
+    starts = _Starts(project_dir)
+    tool_use = str(payload.get("tool_use_id") or "")
+    if event == "PreToolUse" and tool_use:
+        starts.begin(tool_use, entry["received_at"])
     with conn.transaction():
         if tables.sessions:
-            _session(conn, entry, project)
+            _session(conn, entry, project_dir.name)
         if event in ("PostToolUse", "PostToolUseFailure"):
-            _subagent_run(conn, entry, tables)
+            _subagent_run(conn, entry, tables, starts.end(tool_use) if tool_use else None)
         elif event == "SubagentStop" and tables.interactions:
             _subagent_stop(conn, entry)
 
@@ -206,27 +244,33 @@ class Flushed:
 
 
 def pending(project_dir: Path) -> int:
-    return len(spool.read(spool.spool_path(project_dir))[0])
+    return len(spool.read(spool.spool_path(project_dir)))
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    entry = json.loads(line)
+    if not (isinstance(entry, dict) and isinstance(entry.get("payload"), dict)
+            and isinstance(entry.get("received_at"), int | float)):
+        raise ValueError("not a spooled hook event")
+    return entry
 
 
 def flush(project_dir: Path, owner: ConnInfo) -> Flushed:
     """Deliver the spool; raises ServerError when the database cannot be reached."""
     path = spool.spool_path(project_dir)
     delivered = rejected = left = 0
-    with spool.delivery(project_dir) as mine:
+    with spool.Delivery(project_dir) as mine:
         if not mine:  # another delivery is running; it will take what is there
             return Flushed(0, 0, pending(project_dir))
-        entries, _ = spool.read(path)
+        entries = spool.read(path)
         if not entries:
             return Flushed(0, 0, 0)
         done = 0
         with db.connect(owner, autocommit=True, connect_timeout=3) as conn:
             tables = _Tables.present(conn)
-            for index, (entry, size) in enumerate(entries):
+            for index, line in enumerate(entries):
                 try:
-                    if entry is None or not isinstance(entry.get("payload"), dict):
-                        raise ValueError("not a spooled event")
-                    record(conn, entry, tables, project_dir.name)
+                    record(conn, _parse(line), tables, project_dir)
                     delivered += 1
                 except psycopg.OperationalError as exc:
                     spool.log(project_dir, f"deliver: stopped, server went away: {exc}")
@@ -234,9 +278,9 @@ def flush(project_dir: Path, owner: ConnInfo) -> Flushed:
                     break
                 except (psycopg.Error, ValueError, TypeError, KeyError) as exc:
                     spool.log(project_dir, f"deliver: event dropped ({type(exc).__name__}: "
-                              f"{exc}): {entry}")
+                              f"{exc}): {line[:300]!r}")
                     rejected += 1
-                done += size
+                done += len(line)
         spool.drop_prefix(path, done)
     return Flushed(delivered, rejected, left)
 

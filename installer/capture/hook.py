@@ -1,23 +1,21 @@
 """What Claude Code runs on each hook event: spool the event, start a delivery, exit 0.
 
 Run as `python -S .../installer/capture/hook.py --project-dir DIR [--env-file FILE]` with one
-JSON object on stdin. Standard library only and no site-packages, so it costs little more than
-the interpreter's start-up; the database write happens in `deliver.py`, started detached. It
+JSON object on stdin. It loads nothing but `os`, `sys` and `time` (no JSON parser, no
+site-packages), so it costs little more than the interpreter's start-up: the payload goes to
+the spool as it came, and `deliver.py`, started detached, reads it and writes the database. It
 never prints and always exits 0: a failure goes to `.learning/capture.log`, never to the agent.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 if __name__ == "__main__":  # run as a script: make the package importable without site
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
 
 from installer.capture import spool
 
@@ -25,57 +23,22 @@ TOOLS = ("Task", "Agent")  # the tool that runs a sub-agent (renamed Agent in ne
 EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
           "SubagentStop", "Stop", "SessionEnd")
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
-MAX_TEXT = 4000  # longer strings in a payload are cut: the spool stays small
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def clip(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, str):
-        return value[:MAX_TEXT]
-    if isinstance(value, dict) and depth < 6:
-        return {str(k): clip(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list) and depth < 6:
-        return [clip(v, depth + 1) for v in value[:50]]
-    return value if isinstance(value, int | float | bool) or value is None else None
+def spool_event(project_dir: str, payload: bytes, now: float) -> None:
+    """Append `{"received_at": now, "payload": <payload as sent>}` to the spool. A newline in
+    JSON can only be whitespace (in strings it is escaped), so blanking them keeps it valid."""
+    body = payload.strip().replace(b"\r", b" ").replace(b"\n", b" ")
+    if not (body.startswith(b"{") and body.endswith(b"}")):
+        raise ValueError(f"stdin holds no JSON object ({len(payload)} bytes)")
+    line = b'{"received_at":%s,"payload":%s}\n' % (repr(now).encode(), body)
+    spool.append(spool.spool_path(project_dir), line)
 
 
-def _running_file(project_dir: Path, tool_use_id: str) -> Path:
-    return spool.directory(project_dir) / spool.RUNNING / _SAFE_NAME.sub("_", tool_use_id)[:128]
-
-
-def record(project_dir: Path, payload: dict[str, Any], now: float) -> bool:
-    """Spool what `payload` tells; True when there is something to deliver."""
-    event = payload.get("hook_event_name")
-    if event not in EVENTS:
-        return False
-    tool_use_id = str(payload.get("tool_use_id") or "")
-    if event in TOOL_EVENTS:
-        if payload.get("tool_name") not in TOOLS:
-            return False
-        if event == "PreToolUse":  # only the start time is needed, for the duration
-            if tool_use_id:
-                started = _running_file(project_dir, tool_use_id)
-                started.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                started.write_text(repr(now))
-            return False
-    entry: dict[str, Any] = {"received_at": now, "payload": clip(payload)}
-    entry["payload"].pop("transcript_path", None)  # local paths stay local
-    entry["payload"].pop("agent_transcript_path", None)
-    if event in TOOL_EVENTS and tool_use_id:
-        started = _running_file(project_dir, tool_use_id)
-        try:
-            entry["started_at"] = float(started.read_text())
-            started.unlink()
-        except (OSError, ValueError):
-            pass
-    spool.append(spool.spool_path(project_dir), entry)
-    return True
-
-
-def start_delivery(project_dir: Path, env_file: str | None) -> None:
+def start_delivery(project_dir: str, env_file: str | None) -> None:
     """Run deliver.py detached (own session, no stdio), so the agent never waits for it."""
-    script = str(Path(__file__).resolve().with_name("deliver.py"))
-    argv = [sys.executable, script, "--project-dir", str(project_dir)]
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "deliver.py")
+    argv = [sys.executable, script, "--project-dir", project_dir]
     if env_file:
         argv += ["--env-file", env_file]
     if hasattr(os, "posix_spawn"):  # no subprocess import: it costs more than the spawn
@@ -92,18 +55,13 @@ def start_delivery(project_dir: Path, env_file: str | None) -> None:
                      creationflags=getattr(subprocess, "DETACHED_PROCESS", 0))
 
 
-def _arguments(argv: list[str]) -> tuple[Path, str | None]:
-    options = dict(zip(argv[::2], argv[1::2], strict=False))
-    project = options.get("--project-dir") or os.environ.get("CLAUDE_PROJECT_DIR") or "."
-    return Path(project).absolute(), options.get("--env-file")
-
-
 def main(argv: list[str]) -> int:
-    project_dir, env_file = _arguments(argv)
+    options = dict(zip(argv[::2], argv[1::2], strict=False))
+    project_dir = os.path.abspath(options.get("--project-dir")
+                                  or os.environ.get("CLAUDE_PROJECT_DIR") or ".")
     try:
-        payload = json.loads(sys.stdin.buffer.read() or b"{}")
-        if isinstance(payload, dict) and record(project_dir, payload, time.time()):
-            start_delivery(project_dir, env_file)
+        spool_event(project_dir, sys.stdin.buffer.read(), time.time())
+        start_delivery(project_dir, options.get("--env-file"))
     except Exception as exc:  # fail open: the agent goes on whatever happens here
         spool.log(project_dir, f"hook: {type(exc).__name__}: {exc}")
     return 0

@@ -3,17 +3,12 @@
 Writers and the deliverer hold an exclusive lock on the file while they touch it, so two hooks
 firing at once never interleave, and an event appended during a delivery is never lost. Only
 one delivery runs at a time (a second lock file), so the delivered prefix is always the one the
-deliverer read. Standard library only: the hook imports this on every event.
+deliverer read. The hook imports this on every event: it loads nothing but `os`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 DIRECTORY = ".learning"  # in the project, gitignored
 SPOOL = "spool.jsonl"
@@ -42,86 +37,88 @@ except ImportError:  # Windows: lock the first byte of the file
         return True
 
 
-def directory(project_dir: Path) -> Path:
-    return project_dir / DIRECTORY
+def directory(project_dir: str | os.PathLike[str]) -> str:
+    return os.path.join(project_dir, DIRECTORY)
 
 
-def spool_path(project_dir: Path) -> Path:
-    return directory(project_dir) / SPOOL
+def spool_path(project_dir: str | os.PathLike[str]) -> str:
+    return os.path.join(project_dir, DIRECTORY, SPOOL)
 
 
-@contextmanager
-def _locked(path: Path, flags: int) -> Iterator[int]:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _open_locked(path: str, flags: int) -> int:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     fd = os.open(path, flags | os.O_CREAT, 0o600)
+    _lock(fd)
+    return fd  # closing it releases the lock
+
+
+def _read_all(fd: int) -> bytes:
+    data = b""
+    while chunk := os.read(fd, 1 << 20):
+        data += chunk
+    return data
+
+
+def append(path: str, line: bytes) -> None:
+    """Append one line (ending in a newline) as one write, under the lock."""
+    fd = _open_locked(path, os.O_WRONLY | os.O_APPEND)
     try:
-        _lock(fd)
-        yield fd
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def append(path: Path, entry: dict[str, Any]) -> None:
-    line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
-    with _locked(path, os.O_WRONLY | os.O_APPEND) as fd:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, 0o600)
-        os.write(fd, line.encode("utf-8"))
-
-
-def read(path: Path) -> tuple[list[tuple[dict[str, Any] | None, int]], int]:
-    """Every complete line as (entry or None when unreadable, its length in bytes)."""
-    if not path.exists():
-        return [], 0
-    with _locked(path, os.O_RDONLY) as fd:
-        data = b""
-        while chunk := os.read(fd, 1 << 20):
-            data += chunk
-    entries: list[tuple[dict[str, Any] | None, int]] = []
-    for line in data.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break  # a line still being written cannot exist under the lock; be safe anyway
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        entries.append((entry if isinstance(entry, dict) else None, len(line)))
-    return entries, len(data)
-
-
-def drop_prefix(path: Path, size: int) -> None:
-    """Remove the first `size` bytes (the delivered lines); keep what was appended since."""
-    if size <= 0:
-        return
-    with _locked(path, os.O_RDWR) as fd:
-        data = b""
-        while chunk := os.read(fd, 1 << 20):
-            data += chunk
-        rest = data[size:]
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, rest)
-        os.ftruncate(fd, len(rest))
-
-
-@contextmanager
-def delivery(project_dir: Path) -> Iterator[bool]:
-    """Yields True when this process may deliver, False when another delivery is running."""
-    path = directory(project_dir) / _DELIVERY_LOCK
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        yield _lock(fd, wait=False)
+        os.write(fd, line)
     finally:
         os.close(fd)
 
 
-def log(project_dir: Path, message: str) -> None:
+def read(path: str) -> list[bytes]:
+    """Every complete line, newline included."""
+    if not os.path.exists(path):
+        return []
+    fd = _open_locked(path, os.O_RDONLY)
+    try:
+        data = _read_all(fd)
+    finally:
+        os.close(fd)
+    return [line for line in data.splitlines(keepends=True) if line.endswith(b"\n")]
+
+
+def drop_prefix(path: str, size: int) -> None:
+    """Remove the first `size` bytes (the delivered lines); keep what was appended since."""
+    if size <= 0:
+        return
+    fd = _open_locked(path, os.O_RDWR)
+    try:
+        rest = _read_all(fd)[size:]
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, rest)
+        os.ftruncate(fd, len(rest))
+    finally:
+        os.close(fd)
+
+
+class Delivery:
+    """`with Delivery(project_dir) as mine:` mine is False while another delivery runs."""
+
+    def __init__(self, project_dir: str | os.PathLike[str]):
+        self.path = os.path.join(directory(project_dir), _DELIVERY_LOCK)
+        self.fd = -1
+
+    def __enter__(self) -> bool:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return _lock(self.fd, wait=False)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def log(project_dir: str | os.PathLike[str], message: str) -> None:
     """One line in .learning/capture.log; never raises (the hook must not fail)."""
     try:
         import time
 
-        path = directory(project_dir) / LOG
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = os.path.join(directory(project_dir), LOG)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -10,7 +10,6 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -161,14 +160,14 @@ def test_events_spool_while_the_server_is_down_and_full_delivers_them_once(
     spooled = project.path / ".learning" / "spool.jsonl"
     assert spooled.stat().st_mode & 0o777 == 0o600
     lines = spooled.read_text().splitlines()
-    assert len(lines) == 7 + 12  # no line for the two PreToolUse nor the Bash call
+    assert len(lines) == len(PAYLOADS) + 12
     assert all(json.loads(line)["payload"]["session_id"] == SESSION for line in lines)
     log = project.path / ".learning" / "capture.log"
     wait_for(lambda: log.exists() and "cannot connect" in log.read_text())
 
     result = project.install()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "19 event(s) delivered" in result.stdout
+    assert "22 event(s) delivered" in result.stdout
     assert counts(project) == (1, 2, 3 + 12)
     assert_session_recorded_once = query(project, "SELECT count(*) FROM sessions WHERE id = %s",
                                          row_id("session", SESSION))
