@@ -7,11 +7,10 @@ Run it standalone (it is not part of the test suite):
 It runs, interleaved so every measurement sees the same machine load: the bare interpreter
 (`python -S -c pass`, what the hook starts as), a plain Python start (`python -c pass`, the
 least any Python hook costs), and the hook itself, exactly as `.claude/settings.json` runs it,
-fed the documented payloads of three events: PreToolUse of a sub-agent (writes its start
-time), PostToolUse and UserPromptSubmit: each spools the event as it came and starts the
-detached delivery.
-The project is a temp directory without `.env`, so each delivery gives up at once; the wait
-for it between samples is not counted (the agent never waits for it either).
+fed the documented payloads of three events (a sub-agent's PreToolUse and PostToolUse, a
+UserPromptSubmit): each spools the event as it came and starts the detached delivery. The
+project is a temp directory without `.env`, so each delivery gives up at once; the wait for
+it between samples is not counted (the agent never waits for it either).
 Goal: median wall time per event <= 50 ms; the report also gives the time above the bare
 interpreter (the cost of our code) and the ratio to a plain Python start.
 """

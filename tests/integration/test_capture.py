@@ -145,6 +145,9 @@ def test_hooks_record_a_session_and_its_subagents_and_the_rows_leave_with_export
         with (project.path / "exports" / "csv" / f"{table}.csv").open(newline="") as handle:
             assert str(key) in {record["id"] for record in csv.DictReader(handle)}, table
 
+    assert project.run("uninstall").returncode == 0  # takes our hooks out, keeps the user's
+    assert json.loads(settings.read_text()) == USER_SETTINGS
+
 
 def test_events_spool_while_the_server_is_down_and_full_delivers_them_once(
         project: Project) -> None:
