@@ -76,13 +76,14 @@ class _Starts:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._file(tool_use).write_text(repr(at))
 
-    def end(self, tool_use: str) -> float | None:
+    def of(self, tool_use: str) -> float | None:
         try:
-            started = float(self._file(tool_use).read_text())
+            return float(self._file(tool_use).read_text())
         except (OSError, ValueError):
             return None
+
+    def end(self, tool_use: str) -> None:
         self._file(tool_use).unlink(missing_ok=True)
-        return started
 
 
 @dataclass(frozen=True)
@@ -207,13 +208,13 @@ def _subagent_stop(conn: psycopg.Connection, entry: dict[str, Any]) -> None:
         return
     session = str(payload.get("session_id"))
     key = str(payload.get("agent_id") or entry["received_at"])
-    metadata = {k: v for k, v in {
-        "source": "claude-code hooks", "claude_session_id": session, "agent_id": payload.get(
-            "agent_id"), "session_id": str(row_id("session", session))}.items() if v}
-    conn.execute(_INTERACTION, (row_id("subagent-stop", session, key), str(agent), MAIN_AGENT,
-                                "result", Jsonb({}), _text(payload.get("last_assistant_message")),
-                                None,
-                                Jsonb(metadata), _at(entry["received_at"])))
+    metadata = {"source": "claude-code hooks", "claude_session_id": session,
+                "session_id": str(row_id("session", session)), "agent_id": payload.get("agent_id")}
+    message = _text(payload.get("last_assistant_message"))
+    conn.execute(_INTERACTION, (
+        row_id("subagent-stop", session, key), str(agent), MAIN_AGENT, "result", Jsonb({}),
+        message, None, Jsonb({k: v for k, v in metadata.items() if v}),
+        _at(entry["received_at"])))
 
 
 def record(conn: psycopg.Connection, entry: dict[str, Any], tables: _Tables,
@@ -227,13 +228,16 @@ def record(conn: psycopg.Connection, entry: dict[str, Any], tables: _Tables,
     tool_use = str(payload.get("tool_use_id") or "")
     if event == "PreToolUse" and tool_use:
         starts.begin(tool_use, entry["received_at"])
+    ended = event in ("PostToolUse", "PostToolUseFailure")
     with conn.transaction():
         if tables.sessions:
             _session(conn, entry, project_dir.name)
-        if event in ("PostToolUse", "PostToolUseFailure"):
-            _subagent_run(conn, entry, tables, starts.end(tool_use) if tool_use else None)
+        if ended:
+            _subagent_run(conn, entry, tables, starts.of(tool_use) if tool_use else None)
         elif event == "SubagentStop" and tables.interactions:
             _subagent_stop(conn, entry)
+    if ended and tool_use:  # only once the rows are committed: a retry still knows the start
+        starts.end(tool_use)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def main(argv: list[str]) -> int:
                                   or os.environ.get("CLAUDE_PROJECT_DIR") or ".")
     try:
         spool_event(project_dir, sys.stdin.buffer.read(), time.time())
-        start_delivery(project_dir, options.get("--env-file"))
+        if not spool.delivering(project_dir):
+            start_delivery(project_dir, options.get("--env-file"))
     except Exception as exc:  # fail open: the agent goes on whatever happens here
         spool.log(project_dir, f"hook: {type(exc).__name__}: {exc}")
     return 0

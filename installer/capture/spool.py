@@ -112,6 +112,13 @@ class Delivery:
         os.close(self.fd)
 
 
+def delivering(project_dir: str | os.PathLike[str]) -> bool:
+    """Whether a delivery runs now. It checks the spool again after it ends, so an event
+    appended before this call is taken by it: no second delivery is needed."""
+    with Delivery(project_dir) as mine:
+        return not mine
+
+
 def log(project_dir: str | os.PathLike[str], message: str) -> None:
     """One line in .learning/capture.log; never raises (the hook must not fail)."""
     try:

@@ -138,8 +138,16 @@ def test_hooks_record_a_session_and_its_subagents_and_the_rows_leave_with_export
     wait_for(lambda: spooled.stat().st_size == 0)
     assert counts(project) == (1, 2, 3)
 
+    stop = json.loads(PAYLOADS[4].read_text())
+    together = [fire(project, json.dumps({**stop, "agent_id": f"agent-{n:02}"}).encode())
+                for n in range(12)]  # while deliveries run: each event is taken by one of them
+    assert [process.wait(30) for process in together] == [0] * 12
+    wait_for(lambda: counts(project) == (1, 2, 3 + 12))
+    wait_for(lambda: spooled.stat().st_size == 0)
+
     assert project.run("export").returncode == 0
     for table, key in (("sessions", row_id("session", SESSION)),
+                       ("interaction_logs", row_id("subagent-stop", SESSION, "agent-11")),
                        ("agent_metrics", row_id("subagent-run", SESSION, TASK_USE)),
                        ("interaction_logs", row_id("delegation", SESSION, REVIEW_USE))):
         with (project.path / "exports" / "csv" / f"{table}.csv").open(newline="") as handle:
