@@ -45,7 +45,9 @@ def command(project_dir: Path, env_file: Path | None = None,
              "--project-dir", '"$CLAUDE_PROJECT_DIR"']
     if env_file is not None and env_file.absolute() != (project_dir / ".env").absolute():
         parts += ["--env-file", _shell_path(env_file, project_dir)]
-    return " ".join(parts)
+    # In a checkout where the installer has not run yet there is no Python at that path: the
+    # shell's complaint must not reach Claude Code as a failed hook on every event.
+    return " ".join(parts) + " 2>/dev/null || true"
 
 
 def ours(entry: Any) -> bool:

@@ -70,10 +70,18 @@ def test_the_command_quotes_paths_and_is_relative_to_the_project_inside_it(
                                      python=project / ".venv" / "bin" / "python")
     assert inside.startswith('"$CLAUDE_PROJECT_DIR"/.venv/bin/python -S ')
     words = shlex.split(inside)
-    assert words[-2:] == ["--env-file", "$CLAUDE_PROJECT_DIR/conf/my .env"]
+    assert words[-5:-3] == ["--env-file", "$CLAUDE_PROJECT_DIR/conf/my .env"]
     outside = claude_settings.command(project, python=tmp_path / "other dir" / "python")
     assert shlex.split(outside)[0] == str(tmp_path / "other dir" / "python")
     assert "--env-file" not in claude_settings.command(project, project / ".env")
+
+
+def test_the_command_says_nothing_where_the_installer_never_ran(tmp_path: Path) -> None:
+    """A teammate's checkout: the committed settings name a .venv that does not exist."""
+    command = claude_settings.command(tmp_path, python=tmp_path / ".venv" / "bin" / "python")
+    result = subprocess.run(["/bin/sh", "-c", command], input=b"{}", capture_output=True,
+                            env={**os.environ, "CLAUDE_PROJECT_DIR": str(tmp_path)}, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
 
 def _run_hook(project: Path, stdin: bytes, *python_flags: str) -> subprocess.CompletedProcess:
