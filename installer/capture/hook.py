@@ -20,8 +20,10 @@ if __name__ == "__main__":  # run as a script: make the package importable witho
 from installer.capture import spool
 
 TOOLS = ("Task", "Agent")  # the tool that runs a sub-agent (renamed Agent in newer versions)
-EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure",
-          "SubagentStop", "Stop", "SessionEnd")
+# The events the installer registers. Not PostToolUseFailure: a Claude Code version that does not
+# know an event skips the whole settings file. Its payload is understood when a user adds it.
+EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "SubagentStop", "Stop",
+          "SessionEnd")
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
 
 

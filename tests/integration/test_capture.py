@@ -43,6 +43,8 @@ def our_command(project: Project, event: str) -> str:
 
 def fire(project: Project, payload: bytes) -> subprocess.Popen[bytes]:
     event = json.loads(payload)["hook_event_name"]
+    if event not in hook.EVENTS:  # PostToolUseFailure: as a user would add it, same command
+        event = "PostToolUse"
     process = subprocess.Popen(
         ["/bin/sh", "-c", our_command(project, event)], cwd=project.path,
         env=project.env(CLAUDE_PROJECT_DIR=str(project.path)), stdin=subprocess.PIPE,
