@@ -3,12 +3,13 @@
 Writers and the deliverer hold an exclusive lock on the file while they touch it, so two hooks
 firing at once never interleave, and an event appended during a delivery is never lost. Only
 one delivery runs at a time (a second lock file), so the delivered prefix is always the one the
-deliverer read. The hook imports this on every event: it loads nothing but `os`.
+deliverer read. The hook imports this on every event: it loads nothing but `os` (and a lock).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 DIRECTORY = ".learning"  # in the project, gitignored
 SPOOL = "spool.jsonl"
@@ -16,16 +17,7 @@ LOG = "capture.log"
 RUNNING = "running"  # one file per sub-agent run in progress: its start time
 _DELIVERY_LOCK = "deliver.lock"
 
-try:
-    import fcntl
-
-    def _lock(fd: int, wait: bool = True) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-except ImportError:  # Windows: lock the first byte of the file
+if sys.platform == "win32":  # lock the first byte of the file
     import msvcrt
 
     def _lock(fd: int, wait: bool = True) -> bool:
@@ -33,6 +25,15 @@ except ImportError:  # Windows: lock the first byte of the file
         try:
             msvcrt.locking(fd, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
         except OSError:
+            return False
+        return True
+else:
+    import fcntl
+
+    def _lock(fd: int, wait: bool = True) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             return False
         return True
 
