@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,6 +85,12 @@ class _Starts:
 
     def end(self, tool_use: str) -> None:
         self._file(tool_use).unlink(missing_ok=True)
+
+    def prune(self, now: float, max_age: float = 86400) -> None:
+        """Forget runs that never ended (interrupted) after a day."""
+        for path in self.directory.glob("*") if self.directory.is_dir() else ():
+            if now - path.stat().st_mtime > max_age:
+                path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -270,6 +277,7 @@ def flush(project_dir: Path, owner: ConnInfo) -> Flushed:
         if not entries:
             return Flushed(0, 0, 0)
         done = 0
+        _Starts(project_dir).prune(time.time())
         with db.connect(owner, autocommit=True, connect_timeout=3) as conn:
             tables = _Tables.present(conn)
             for index, line in enumerate(entries):

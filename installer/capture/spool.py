@@ -14,6 +14,7 @@ import sys
 DIRECTORY = ".learning"  # in the project, gitignored
 SPOOL = "spool.jsonl"
 LOG = "capture.log"
+LOG_LIMIT = 1 << 20  # bytes; then the log moves to capture.log.1 and starts again
 RUNNING = "running"  # one file per sub-agent run in progress: its start time
 _DELIVERY_LOCK = "deliver.lock"
 
@@ -127,6 +128,8 @@ def log(project_dir: str | os.PathLike[str], message: str) -> None:
 
         path = os.path.join(directory(project_dir), LOG)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        if os.path.exists(path) and os.path.getsize(path) > LOG_LIMIT:
+            os.replace(path, path + ".1")
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.capture import claude_settings, hook
+from installer.capture import claude_settings, hook, spool
 from installer.errors import ConfigError
 from tests.conftest import REPO
 
@@ -109,3 +109,13 @@ def test_the_hook_path_loads_no_database_driver_nor_ui_library(tmp_path: Path) -
     assert "installer.capture.spool" in imported
     assert not {"psycopg", "rich", "yaml", "dotenv", "subprocess", "json", "re", "pathlib",
                 "typing"} & imported
+
+
+def test_the_capture_log_stays_bounded(tmp_path: Path) -> None:
+    log = tmp_path / ".learning" / "capture.log"
+    log.parent.mkdir()
+    log.write_bytes(b"x" * (spool.LOG_LIMIT + 1))
+    spool.log(tmp_path, "deliver: the server is down")
+    assert log.read_text().endswith("deliver: the server is down\n")
+    assert (tmp_path / ".learning" / "capture.log.1").stat().st_size == spool.LOG_LIMIT + 1
+    assert log.stat().st_mode & 0o777 == 0o600
