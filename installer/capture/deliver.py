@@ -74,7 +74,7 @@ class _Starts:
         return self.directory / _SAFE_NAME.sub("_", tool_use)[:128]
 
     def begin(self, tool_use: str, at: float) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, exist_ok=True)
         self._file(tool_use).write_text(repr(at))
 
     def of(self, tool_use: str) -> float | None:

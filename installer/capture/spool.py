@@ -47,8 +47,16 @@ def spool_path(project_dir: str | os.PathLike[str]) -> str:
     return os.path.join(project_dir, DIRECTORY, SPOOL)
 
 
+def _make_directory(path: str) -> None:
+    """`.learning/` in the project; never the project itself (a deleted one stays deleted)."""
+    try:  # noqa: SIM105 - contextlib would load functools and collections into the hook
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+
+
 def _open_locked(path: str, flags: int) -> int:
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    _make_directory(os.path.dirname(path))
     fd = os.open(path, flags | os.O_CREAT, 0o600)
     _lock(fd)
     return fd  # closing it releases the lock
@@ -106,7 +114,7 @@ class Delivery:
         self.fd = -1
 
     def __enter__(self) -> bool:
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        _make_directory(os.path.dirname(self.path))
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         return _lock(self.fd, wait=False)
 
@@ -127,7 +135,7 @@ def log(project_dir: str | os.PathLike[str], message: str) -> None:
         import time
 
         path = os.path.join(directory(project_dir), LOG)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        _make_directory(os.path.dirname(path))
         if os.path.exists(path) and os.path.getsize(path) > LOG_LIMIT:
             os.replace(path, path + ".1")
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -99,6 +99,9 @@ def test_the_hook_fails_open_and_says_nothing(tmp_path: Path) -> None:
     stop = (REPO / "tests" / "data" / "claude-hooks" / "09_stop.json").read_bytes()
     result = _run_hook(blocked, stop)
     assert (result.returncode, result.stdout) == (0, b"")
+    gone = tmp_path / "deleted project"
+    assert _run_hook(gone, stop).returncode == 0
+    assert not gone.exists()  # a project that is gone is not made again
 
 
 def test_the_hook_path_loads_no_database_driver_nor_ui_library(tmp_path: Path) -> None:
