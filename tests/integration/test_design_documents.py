@@ -16,8 +16,7 @@ import yaml
 from psycopg import sql
 
 from installer.credentials import ConnInfo
-from installer.migrations import DOWN_MARKER, Migrator
-from installer.modules import select_modules
+from installer.migrations import DOWN_MARKER, migrate_all
 from tests.conftest import REPO, Cluster
 from tests.integration.test_schema_modules import (  # noqa: F401 (fixtures)
     DIMS,
@@ -266,8 +265,8 @@ def test_down_parts_undo_their_files_with_rows_present(cluster: Cluster,
             if cluster.has_pgvector:
                 with connect(db, autocommit=True) as conn:
                     conn.execute("CREATE EXTENSION vector")
-        Migrator(expected_db.kwargs(), select_modules(before, None)).migrate()
-        applied = Migrator(undone_db.kwargs(), select_modules(REPO / "sql", None)).migrate()
+        migrate_all(expected_db, before)
+        applied = migrate_all(undone_db, REPO / "sql")
         with connect(undone_db, autocommit=True) as conn:
             conn.execute((REPO / "tests/data/design_rows.sql").read_text("utf-8"))
             for migration in reversed(applied):
