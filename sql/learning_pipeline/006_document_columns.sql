@@ -122,11 +122,53 @@ BEGIN
 END;
 $$;
 
--- The document's function and trigger names.
-ALTER FUNCTION enqueue_negative_feedback() RENAME TO trigger_learning_from_negative_feedback;
-ALTER FUNCTION enqueue_owner_correction() RENAME TO trigger_learning_from_corrections;
-ALTER TRIGGER conversation_feedback_enqueue ON conversation_feedback RENAME TO trg_feedback_learning;
-ALTER TRIGGER owner_corrections_enqueue ON owner_corrections RENAME TO trg_corrections_learning;
+-- The document's function and trigger names. enqueue_negative_feedback() and
+-- enqueue_owner_correction() of learning_pipeline/001 are no longer used but stay: replaying
+-- that file (re-creating a dropped table, see installer/schema_drift.py) creates its triggers.
+CREATE OR REPLACE FUNCTION trigger_learning_from_negative_feedback() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF learning_import_in_progress()
+       OR NOT (NEW.feedback_type = 'thumbs_down' OR coalesce(NEW.rating, 5) <= 2) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO learning_queue (source_type, source_id, session_id, content, context,
+                                confidence, priority, status)
+    SELECT 'feedback', NEW.id, NEW.session_id,
+           coalesce(NEW.comment, 'negative feedback: ' || NEW.feedback_type
+                    || coalesce(' ' || NEW.rating, '')),
+           c.content, CASE WHEN NEW.rating = 1 THEN 0.7 ELSE 0.5 END, 0, 'pending'
+      FROM (SELECT NULL) AS one
+      LEFT JOIN conversation_chunks c ON c.id = NEW.chunk_id
+    ON CONFLICT (source_type, source_id) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION trigger_learning_from_corrections() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF learning_import_in_progress() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO learning_queue (source_type, source_id, session_id, content, context,
+                                confidence, priority, status)
+    VALUES ('correction', NEW.id, NEW.session_id, NEW.corrected_response,
+            coalesce(NEW.original_response, NEW.correction_context),
+            CASE NEW.priority WHEN 'critical' THEN 1.0 WHEN 'high' THEN 0.9
+                              WHEN 'normal' THEN 0.75 ELSE 0.6 END,
+            CASE NEW.priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2
+                              WHEN 'normal' THEN 1 ELSE 0 END,
+            'approved')
+    ON CONFLICT (source_type, source_id) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER conversation_feedback_enqueue ON conversation_feedback;
+CREATE TRIGGER trg_feedback_learning AFTER INSERT ON conversation_feedback
+    FOR EACH ROW EXECUTE FUNCTION trigger_learning_from_negative_feedback();
+DROP TRIGGER owner_corrections_enqueue ON owner_corrections;
+CREATE TRIGGER trg_corrections_learning AFTER INSERT ON owner_corrections
+    FOR EACH ROW EXECUTE FUNCTION trigger_learning_from_corrections();
 
 -- updated_at as set_updated_at() keeps it, plus reviewed_at when an item leaves 'pending'.
 CREATE OR REPLACE FUNCTION update_learning_queue_timestamp() RETURNS trigger
@@ -370,10 +412,14 @@ DROP TRIGGER IF EXISTS trg_learning_queue_updated_at ON learning_queue;
 CREATE TRIGGER learning_queue_updated_at BEFORE UPDATE ON learning_queue
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 DROP FUNCTION IF EXISTS update_learning_queue_timestamp();
-ALTER TRIGGER trg_corrections_learning ON owner_corrections RENAME TO owner_corrections_enqueue;
-ALTER TRIGGER trg_feedback_learning ON conversation_feedback RENAME TO conversation_feedback_enqueue;
-ALTER FUNCTION trigger_learning_from_corrections() RENAME TO enqueue_owner_correction;
-ALTER FUNCTION trigger_learning_from_negative_feedback() RENAME TO enqueue_negative_feedback;
+DROP TRIGGER IF EXISTS trg_corrections_learning ON owner_corrections;
+CREATE TRIGGER owner_corrections_enqueue AFTER INSERT ON owner_corrections
+    FOR EACH ROW EXECUTE FUNCTION enqueue_owner_correction();
+DROP TRIGGER IF EXISTS trg_feedback_learning ON conversation_feedback;
+CREATE TRIGGER conversation_feedback_enqueue AFTER INSERT ON conversation_feedback
+    FOR EACH ROW EXECUTE FUNCTION enqueue_negative_feedback();
+DROP FUNCTION IF EXISTS trigger_learning_from_corrections();
+DROP FUNCTION IF EXISTS trigger_learning_from_negative_feedback();
 ALTER TABLE learning_audit_log DROP COLUMN IF EXISTS performed_at,
     DROP COLUMN IF EXISTS performed_by, DROP COLUMN IF EXISTS new_values,
     DROP COLUMN IF EXISTS old_values, DROP COLUMN IF EXISTS record_id,
