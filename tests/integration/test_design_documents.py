@@ -15,8 +15,10 @@ import pytest
 import yaml
 from psycopg import sql
 
+from installer import db, schema_drift
 from installer.credentials import ConnInfo
-from installer.migrations import DOWN_MARKER, migrate_all
+from installer.migrations import DOWN_MARKER, Migrator, migrate_all
+from installer.modules import select_modules
 from tests.conftest import REPO, Cluster
 from tests.integration.test_schema_modules import (  # noqa: F401 (fixtures)
     DIMS,
@@ -280,3 +282,25 @@ def test_down_parts_undo_their_files_with_rows_present(cluster: Cluster,
     finally:
         cluster.drop_database(expected_db)
         cluster.drop_database(undone_db)
+
+
+def test_dropped_document_tables_come_back_in_their_document_shape(
+        schema: ConnInfo) -> None:  # noqa: F811 (fixture)
+    """Drift repair replays 001 and then 006 of learning_pipeline: the later DROP and
+    re-creation of daily_learning_metrics, the new triggers and aliases come back too."""
+    with db.connect(schema, autocommit=True) as conn:
+        conn.execute("DROP TABLE learning_queue, conversation_feedback CASCADE")
+        restored = schema_drift.repair(Migrator(conn, select_modules(REPO / "sql", None)))
+        assert {"table learning_queue", "table conversation_feedback",
+                "materialized view daily_learning_metrics"} <= set(restored)
+        assert [r for r in conn.execute("SELECT * FROM validate_schema_integrity()")
+                if r[1] != "ok"] == []
+        session = conn.execute("INSERT INTO sessions (title) VALUES ('s') RETURNING id"
+                               ).fetchone()[0]
+        conn.execute("INSERT INTO conversation_feedback (conversation_id, feedback_type, "
+                     "rating, reason) VALUES (%s, 'thumbs_down', 2, 'wrong')", (session,))
+        conn.execute("REFRESH MATERIALIZED VIEW daily_learning_metrics")
+        assert conn.execute("SELECT source_type, count, shop_id FROM daily_learning_metrics"
+                            ).fetchall() == [("feedback", 1, 0)]
+        assert conn.execute("SELECT proposed_content FROM learning_queue").fetchall() == [
+            ("wrong",)]
