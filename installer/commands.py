@@ -297,7 +297,7 @@ def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     if folder != exports and not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder",
                           hint="--from takes an export folder or a folder of CSV files")
-    source = find_source(folder)
+    source = find_source(folder, legacy_allowed=folder != exports)
     if source is None:
         console.info(f"no exports to import in {folder}")
         console.emit_json({"ok": True, "tables": {}})
@@ -318,6 +318,7 @@ def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, A
     action = args.action
     if action == "install":
         console.step("git pre-push hook", "changed", hook.install_hook(project_dir))
+        console.step("exports merge driver", "changed", hook.install_merge_driver(project_dir))
     elif action == "uninstall":
         console.step("git pre-push hook", "changed", hook.uninstall_hook(project_dir))
     elif action == "follow-up-push":

@@ -31,6 +31,7 @@ from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.errors import ConfigError, EnvironmentProblem
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
+from installer.exchange.triggers import ExchangeTriggersStep
 from installer.mcp_config import clients_named
 from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
@@ -128,6 +129,7 @@ class Installation:
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),
             AgentGrantsStep(self.owner_conn(), s.agent_role),
+            ExchangeTriggersStep(self.owner_conn()),
             *exchange,
             PgpassStep(self.agent_conn()),
             *(McpConfigStep(client, s.project_dir, self.agent_conn())

@@ -5,7 +5,9 @@ has a `uuid` column named `id` (just `id`, or e.g. `(id, created_at)` for a tabl
 by time; partitions are read through their parent), except the tables in EXCLUDED_TABLES and
 tables whose comment contains NO_EXPORT_MARKER (a schema module opts a table out with
 `COMMENT ON TABLE t IS '... installer:no-export'`). Rows are keyed and ordered by the primary
-key; tables are imported parents first, following their foreign keys.
+key; tables are imported parents first, following their foreign keys. Generated columns and
+columns whose comment contains DERIVED_MARKER (counters recomputed after each import) are not
+exchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ SCHEMA = "public"
 # Tables that are never exported although they match; none hold shareable learning data today.
 EXCLUDED_TABLES: frozenset[str] = frozenset()
 NO_EXPORT_MARKER = "installer:no-export"
+DERIVED_MARKER = "installer:derived"
+AFTER_IMPORT_MARKER = "installer:after-import"
+TOMBSTONES = "exchange_tombstones"  # sql/learning/070_exchange_tombstones.sql
+# The column that says which of two versions of a row is newer (last writer wins).
+VERSION_COLUMNS = ("updated_at", "deleted_at")
 
 # Fixed output settings: the same data gives the same bytes on every machine and server.
 SESSION_SETTINGS = {
@@ -87,10 +94,27 @@ class Table:
     def key_list(self) -> sql.Composable:
         return sql.SQL(", ").join(map(sql.Identifier, self.key))
 
+    def _timestamp(self, name: str) -> bool:
+        column = self.column(name)
+        return column is not None and column.type.startswith("timestamp")
+
+    @property
+    def version_column(self) -> str | None:
+        """`updated_at` (tombstones: `deleted_at`): the newer version of a row wins."""
+        return next((c for c in VERSION_COLUMNS if self._timestamp(c)), None)
+
     @property
     def last_writer_wins(self) -> bool:
-        updated = self.column("updated_at")
-        return updated is not None and updated.type.startswith("timestamp")
+        return self.version_column is not None
+
+    def age_expr(self, alias: str) -> sql.Composable:
+        """When a row was last written, to weigh it against a tombstone: updated_at, else
+        created_at, else never (a tombstone always wins)."""
+        name = "updated_at" if self._timestamp("updated_at") else (
+            "created_at" if self._timestamp("created_at") else None)
+        if name is None:
+            return sql.SQL("'-infinity'::timestamptz")
+        return sql.Identifier(alias, name)
 
 
 def connect(conninfo: ConnInfo, *, autocommit: bool = False) -> psycopg.Connection:
@@ -115,7 +139,14 @@ SELECT c.oid, c.relname,
 _COLUMNS = """
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+   AND position(%s IN coalesce(col_description(attrelid, attnum), '')) = 0
  ORDER BY attnum
+"""
+_AFTER_IMPORT = """
+SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = %s AND p.pronargs = 0 AND p.prokind = 'f'
+   AND position(%s IN coalesce(obj_description(p.oid, 'pg_proc'), '')) > 0
+ ORDER BY 1
 """
 
 
@@ -125,7 +156,8 @@ def learning_tables(conn: psycopg.Connection) -> list[Table]:
     for oid, name, key, references in conn.execute(_TABLES, (SCHEMA, NO_EXPORT_MARKER)):
         if name in EXCLUDED_TABLES:
             continue
-        columns = tuple(Column(n, t) for n, t in conn.execute(_COLUMNS, (oid,)).fetchall())
+        columns = tuple(Column(n, t) for n, t in conn.execute(
+            _COLUMNS, (oid, DERIVED_MARKER)).fetchall())
         tables[name] = Table(name, columns, tuple(key), frozenset(references))
     return [tables[name] for name in load_order(
         {name: t.references & tables.keys() for name, t in tables.items()})]
@@ -144,6 +176,11 @@ def load_order(graph: dict[str, frozenset[str]]) -> list[str]:
         order.extend(ready)
         sorter.done(*ready)
     return order
+
+
+def after_import_functions(conn: psycopg.Connection) -> list[str]:
+    """Functions a schema module marked to run once after each import (e.g. recounts)."""
+    return [row[0] for row in conn.execute(_AFTER_IMPORT, (SCHEMA, AFTER_IMPORT_MARKER))]
 
 
 def schema_version(conn: psycopg.Connection) -> dict[str, int]:

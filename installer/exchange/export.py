@@ -77,7 +77,7 @@ def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) ->
         Path(tmp_name).unlink(missing_ok=True)
         raise
     entry = TableEntry(table.name, table_file(table.name), rows, digest.hexdigest(),
-                       tuple((c.name, c.exchange_type) for c in table.columns))
+                       tuple((c.name, c.exchange_type) for c in table.columns), table.key)
     return _Pending(entry, Path(tmp_name), target)
 
 

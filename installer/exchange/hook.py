@@ -23,6 +23,7 @@ from pathlib import Path
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import ConfigError, InstallerError
+from installer.exchange import merge
 from installer.exchange.sync import run_export
 from installer.fileutil import write_atomic
 
@@ -78,6 +79,40 @@ replay | {python} {install} hooks run-pre-push --project-dir {project} \\
     || echo "learning export: the hook failed (see above); the push goes on" >&2
 exit 0
 """
+
+
+def merge_driver_config(project_dir: Path) -> dict[str, str]:
+    """The git config that makes `git pull` merge exports/ by row (merge.py)."""
+    script = project_dir / "installer" / "exchange" / "merge.py"
+    return {f"merge.{merge.DRIVER}.name": "learning exports: rows by key, last writer wins",
+            f"merge.{merge.DRIVER}.driver":
+                f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %O %A %B %P"}
+
+
+def merge_driver_missing(project_dir: Path) -> list[str]:
+    """What is not in place yet: config keys, or the .gitattributes line."""
+    todo = [key for key, value in merge_driver_config(project_dir).items()
+            if git(project_dir, "config", "--local", "--get", key, check=False
+                   ).stdout.rstrip("\n") != value]
+    attributes = project_dir / ".gitattributes"
+    lines = attributes.read_text().splitlines() if attributes.exists() else []
+    if merge.ATTRIBUTES not in lines:
+        todo.append(".gitattributes")
+    return todo
+
+
+def install_merge_driver(project_dir: Path) -> str:
+    """Register the merge driver in this clone's git config; add the .gitattributes line
+    (committed with the project; added here when a checkout lacks it)."""
+    for key, value in merge_driver_config(project_dir).items():
+        git(project_dir, "config", "--local", key, value)
+    attributes = project_dir / ".gitattributes"
+    text = attributes.read_text() if attributes.exists() else ""
+    if merge.ATTRIBUTES not in text.splitlines():
+        write_atomic(attributes, (text + ("" if not text or text.endswith("\n") else "\n")
+                                  + merge.ATTRIBUTES + "\n").encode())
+        return "merge driver registered; .gitattributes updated (commit it)"
+    return "merge driver registered"
 
 
 def is_ours(path: Path) -> bool:

@@ -65,9 +65,15 @@ def run_import(owner: ConnInfo, source: Source, console: Console, *,
                                                                   DataError | None]:
     """Import `source`, then refresh what derives from the rows; remember the manifest when
     every file went in."""
-    outcomes = import_source(owner, source, console, force=force)
+    result = import_source(owner, source, console, force=force)
+    outcomes = result.files
     problem = _report(outcomes, console)
-    if any(o.imported or o.updated for o in outcomes):
+    for table, rows in sorted(result.deleted.items()):
+        console.step(f"Deletes from other machines in {table}", "changed",
+                     f"{rows} row(s) deleted (tombstones newer than the rows)")
+    if result.recomputed:
+        console.detail(f"derived values recomputed in {result.recomputed} row(s)")
+    if result.changed:
         refresh(owner, console)  # materialised views and partitions follow the new rows
     if problem is None and record and source.fingerprint:
         with _connect(owner) as conn:

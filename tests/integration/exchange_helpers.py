@@ -81,7 +81,7 @@ def export(db: ConnInfo, folder: Path) -> list[str]:
 
 def load(db: ConnInfo, folder: Path, force: bool = False) -> tuple[dict[str, FileOutcome], str]:
     """Import `folder`; returns outcomes by table and the error text ('' when none)."""
-    source = find_source(folder)
+    source = find_source(folder, legacy_allowed=True)
     assert source is not None
     outcomes, problem = run_import(db, source, Console(quiet=True), force=force, record=False)
     text = "" if problem is None else f"{problem.message}\n{problem.details}"
