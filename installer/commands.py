@@ -12,6 +12,7 @@ from psycopg import sql
 from rich.table import Table
 
 from installer import credentials as cred
+from installer import db
 from installer.compose import write_compose
 from installer.config import resolve_settings
 from installer.console import Console
@@ -333,5 +334,7 @@ def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, A
             console.info(f"learning export: {done}")
         except InstallerError as exc:
             console.warn(f"learning export skipped, the push goes on: {exc.message}")
+        except psycopg.Error as exc:  # e.g. a deadline (prepush.DEADLINES) ran out
+            console.warn(f"learning export skipped, the push goes on: {db.reason(exc)}")
     console.emit_json({"ok": True})
     return ExitCode.OK

@@ -40,6 +40,7 @@ _BLOCK = 1 << 20
 class ExportResult:
     manifest: Manifest
     changed_files: list[str] = field(default_factory=list)  # relative to exports/
+    change_seq: int | None = None  # exchange_change_seq when nothing else was writing
 
     @property
     def changed(self) -> bool:
@@ -81,6 +82,18 @@ def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) ->
     return _Pending(entry, Path(tmp_name), target)
 
 
+def _change_seq(conn: psycopg.Connection) -> int | None:
+    """exchange_change_seq, read after this export's snapshot was taken; None when a writing
+    transaction was in flight then (its rows may be missing here although the sequence moved)."""
+    if conn.execute("SELECT to_regclass('exchange_change_seq')").fetchone()[0] is None:
+        return None
+    if conn.execute("SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))"
+                    ).fetchone()[0]:
+        return None
+    return conn.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                        "FROM exchange_change_seq").fetchone()[0]
+
+
 def _previous(exports_dir: Path) -> Manifest | None:
     path = exports_dir / MANIFEST_NAME
     if not path.exists():
@@ -100,6 +113,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
             conn.read_only = True
             with conn.transaction():
                 tables = [t for t in catalog.learning_tables(conn) if valid_table_name(t.name)]
+                change_seq = _change_seq(conn)
                 schema = catalog.schema_version(conn)
                 for table in tables:
                     pending.append(_copy_table(conn, table, exports_dir / table_file(table.name)))
@@ -114,7 +128,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
     kept = {n: e for n, e in (old.tables.items() if old else ())
             if n not in {t.name for t in tables} and (exports_dir / e.file).exists()}
     manifest = Manifest(schema, {**kept, **{p.entry.name: p.entry for p in pending}})
-    result = ExportResult(manifest)
+    result = ExportResult(manifest, change_seq=change_seq)
     for item in pending:
         if item.target.exists() and sha256_file(item.target) == item.entry.sha256:
             item.tmp.unlink()

@@ -93,7 +93,8 @@ def run_export(owner: ConnInfo, exports_dir: Path, console: Console) -> ExportRe
             raise problem
     result = export_all(owner, exports_dir)
     with _connect(owner) as conn:
-        state.record(conn, hashlib.sha256((exports_dir / MANIFEST_NAME).read_bytes()).hexdigest())
+        state.record(conn, hashlib.sha256((exports_dir / MANIFEST_NAME).read_bytes()).hexdigest(),
+                     result.change_seq)
     for name, entry in sorted(result.manifest.tables.items()):
         changed = entry.file in result.changed_files
         console.step(f"Export {name}", "changed" if changed else "ok",
