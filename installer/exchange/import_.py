@@ -4,12 +4,12 @@ Each file loads in its own transaction, tables parents first (foreign keys are d
 within the transaction, so rows of one table may reference each other in any order). Into
 an empty table a file streams with COPY straight into the table; otherwise COPY fills a
 temporary staging table and one `INSERT … ON CONFLICT (<primary key>)` merges it: rows
-already present are kept, except that in a table with `updated_at` an incoming row with a
-newer `updated_at` replaces the local one (last writer wins). The file's SHA-256 is computed
-while it streams and compared with the manifest before commit, so a file that fails any check
-leaves nothing behind. The transaction says `SET LOCAL learning.import = 'on'`: the schema's
-triggers then skip their side effects and `set_updated_at` keeps the replayed `updated_at`
-(sql/learning/003 and 004).
+already present are kept, except that in a table with `updated_at` (tombstones: `deleted_at`)
+an incoming row with a newer one replaces the local one (last writer wins). The file's SHA-256
+is computed while it streams and compared with the manifest before commit, so a file that fails
+any check leaves nothing behind. The transaction says `SET LOCAL learning.import = 'on'`: the
+schema's triggers then skip their side effects and `set_updated_at` keeps the replayed
+`updated_at` (sql/learning/003 and 004).
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout) -> t
     values = sql.SQL(", ").join(c.import_expr(sql.Identifier(c.name)) for c in layout.targets)
     insert = sql.SQL("INSERT INTO {} AS t ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} "
                      ).format(table.ident, columns, values, _STAGE)
-    if not (table.last_writer_wins and "updated_at" in names):
+    version = table.version_column
+    if version is None or version not in names:
         with conn.cursor() as cur:
             cur.execute(insert + sql.SQL("ON CONFLICT ({}) DO NOTHING").format(table.key_list))
             return cur.rowcount, 0
@@ -194,9 +195,11 @@ def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout) -> t
                                                                     sql.Identifier(n))
                                  for n in names if n not in table.key)
     query = sql.SQL("WITH merged AS ({} ON CONFLICT ({}) DO UPDATE SET {} WHERE "
-                    "t.updated_at < EXCLUDED.updated_at RETURNING (xmax = 0) AS inserted) "
+                    "t.{} < EXCLUDED.{} RETURNING (xmax = 0) AS inserted) "
                     "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT "
-                    "inserted) FROM merged").format(insert, table.key_list, updates)
+                    "inserted) FROM merged").format(insert, table.key_list, updates,
+                                                    sql.Identifier(version),
+                                                    sql.Identifier(version))
     inserted, updated = conn.execute(query).fetchone()
     return inserted, updated
 

@@ -1,14 +1,46 @@
--- Derived values converge between machines. The session counters are a function of the rows
--- that point at the session, so they are not exchanged (the `installer:derived` marker keeps a
--- column out of exports) and are recounted once per import, set-based, by
--- recount_session_activity() (the `installer:after-import` marker makes the import call it).
--- During an import the per-row recount triggers do not fire at all (their WHEN clause): one
--- recount per imported row made imports quadratic in the rows per session.
+-- Derived values converge between machines. The session counters and last_activity are a
+-- function of the rows that point at the session, so they are not exchanged (the
+-- `installer:derived` marker keeps a column out of exports) and are recomputed once per import,
+-- set-based, by recount_session_activity() (the `installer:after-import` marker makes the
+-- import call it). During an import the per-row recount triggers do not fire at all (their
+-- WHEN clause): one recount per imported row made imports quadratic in the rows per session.
+-- Outside imports the triggers keep them current as before, without moving updated_at
+-- (learning.derived_update, sql/learning/071).
 
 COMMENT ON COLUMN sessions.chunk_count IS 'conversation_chunks of the session; installer:derived';
 COMMENT ON COLUMN sessions.memory_count IS 'memories of the session; installer:derived';
 COMMENT ON COLUMN sessions.task_count IS 'tasks of the session; installer:derived';
 COMMENT ON COLUMN sessions.artifact_count IS 'artifacts of the session; installer:derived';
+COMMENT ON COLUMN sessions.last_activity IS
+    'latest created_at of the session and its rows; installer:derived';
+
+CREATE OR REPLACE FUNCTION refresh_session_activity() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    counter text := TG_ARGV[0];
+    touched uuid[] := ARRAY[]::uuid[];
+    activity timestamptz;
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        touched := touched || NEW.session_id;
+        activity := NEW.created_at;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        touched := touched || OLD.session_id;
+    END IF;
+    -- Wait for concurrent writers to the same session first: the recount below is a new
+    -- statement, so it then sees their rows (FOR NO KEY UPDATE does not block FK checks).
+    PERFORM 1 FROM sessions WHERE id = ANY (touched) ORDER BY id FOR NO KEY UPDATE;
+    PERFORM set_config('learning.derived_update', 'on', true);
+    EXECUTE format(
+        'UPDATE sessions s SET %1$I = (SELECT count(*) FROM %2$I c WHERE c.session_id = s.id),
+                last_activity = greatest(s.last_activity, coalesce($2, s.last_activity))
+          WHERE s.id = ANY ($1)', counter, TG_TABLE_NAME)
+        USING touched, activity;
+    PERFORM set_config('learning.derived_update', 'off', true);
+    RETURN NULL;
+END;
+$$;
 
 DROP TRIGGER conversation_chunks_session_activity ON conversation_chunks;
 CREATE TRIGGER conversation_chunks_session_activity
@@ -32,13 +64,14 @@ CREATE TRIGGER artifacts_session_activity
     EXECUTE FUNCTION refresh_session_activity('artifact_count');
 
 -- Every counter that a refresh_session_activity(counter) trigger maintains (found in the
--- catalog, so a module that adds such a trigger is covered), and last_activity, which only
--- moves forward. Returns the number of session rows changed.
+-- catalog, so a module that adds such a trigger is covered), and last_activity: the latest
+-- created_at of the session and of its rows. Returns the number of session rows changed.
 CREATE OR REPLACE FUNCTION recount_session_activity() RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     child regclass;
     counter text;
+    latest text := 'SELECT id AS session_id, started_at AS at FROM sessions';
     done integer;
     changed integer := 0;
 BEGIN
@@ -49,18 +82,21 @@ BEGIN
          ORDER BY 1, 2
     LOOP
         EXECUTE format(
-            'UPDATE sessions s SET %1$I = c.n,
-                    last_activity = greatest(s.last_activity, coalesce(c.latest, s.last_activity))
-               FROM (SELECT p.id, count(x.session_id)::integer AS n, max(x.created_at) AS latest
+            'UPDATE sessions s SET %1$I = c.n
+               FROM (SELECT p.id, count(x.session_id)::integer AS n
                        FROM sessions p LEFT JOIN %2$s x ON x.session_id = p.id
                       GROUP BY p.id) c
-              WHERE c.id = s.id
-                AND (s.%1$I IS DISTINCT FROM c.n OR s.last_activity < c.latest)',
-            counter, child);
+              WHERE c.id = s.id AND s.%1$I IS DISTINCT FROM c.n', counter, child);
         GET DIAGNOSTICS done = ROW_COUNT;
         changed := changed + done;
+        latest := latest || format(' UNION ALL SELECT session_id, created_at FROM %s', child);
     END LOOP;
-    RETURN changed;
+    EXECUTE format(
+        'UPDATE sessions s SET last_activity = c.at
+           FROM (SELECT session_id, max(at) AS at FROM (%s) a GROUP BY session_id) c
+          WHERE c.session_id = s.id AND s.last_activity IS DISTINCT FROM c.at', latest);
+    GET DIAGNOSTICS done = ROW_COUNT;
+    RETURN changed + done;
 END;
 $$;
 COMMENT ON FUNCTION recount_session_activity() IS
