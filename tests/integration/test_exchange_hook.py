@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -100,3 +101,60 @@ def test_hook_chains_never_blocks_and_uninstalls_cleanly(repo: Project) -> None:
     assert "earlier hook is back" in result.stdout
     assert "tests failed" in (hooks / "pre-push").read_text()
     assert not (hooks / "pre-push.chained").exists()
+
+
+def _timed_push(project: Project, *args: str) -> tuple[float, str]:
+    started = time.monotonic()
+    result = git(project, "push", *args, "origin", "main", check=False)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    return took, result.stdout + result.stderr
+
+
+def test_hook_gives_up_on_a_held_lock_and_adds_little_when_nothing_changed(
+        repo: Project) -> None:
+    assert repo.install().returncode == 0
+    url = repo.read_env()["DATABASE_URL"]
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO learning_feedback (agent_name, feedback_type) VALUES ('a', 'b')")
+    git(repo, "push", "-q", "-u", "origin", "main")
+    head = wait_for_remote(repo)
+
+    # nothing changed: one query decides; the hook adds little to the push
+    plain = min(_timed_push(repo, "--no-verify")[0] for _ in range(3))
+    hooked, output = min(_timed_push(repo) for _ in range(3))
+    assert "exports unchanged" in output
+    print(f"push without hook {plain:.3f} s, with hook and nothing changed {hooked:.3f} s")
+    assert hooked - plain < 1.0  # goal 0.3 s; loose here because CI machines are shared
+
+    # another session holds a lock the export needs: the hook gives up within its deadline
+    with psycopg.connect(url) as holder:
+        holder.execute("INSERT INTO learning_feedback (agent_name, feedback_type) "
+                       "VALUES ('new', 'row')")
+        holder.execute("LOCK TABLE learning_feedback IN ACCESS EXCLUSIVE MODE")
+        took, output = _timed_push(repo)
+        holder.rollback()
+    assert "learning export skipped, the push goes on" in output and "lock" in output, output
+    assert took < 15, took
+    assert git(repo, "rev-parse", "HEAD").stdout.strip() == head  # nothing committed
+
+
+def test_two_pushes_in_a_row_are_never_rejected(repo: Project) -> None:
+    assert repo.install().returncode == 0
+    url = repo.read_env()["DATABASE_URL"]
+    git(repo, "push", "-q", "-u", "origin", "main")
+    wait_for_remote(repo)
+    for round_ in range(3):
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO learning_feedback (agent_name, feedback_type) "
+                         "VALUES (%s, 'first')", (f"r{round_}",))
+        first = git(repo, "push", "origin", "main", check=False)
+        time.sleep(0.2)
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO learning_feedback (agent_name, feedback_type) "
+                         "VALUES (%s, 'second')", (f"r{round_}",))
+        second = git(repo, "push", "origin", "main", check=False)
+        for result in (first, second):
+            assert result.returncode == 0, result.stderr
+            assert "rejected" not in result.stderr and "failed" not in result.stderr
+        wait_for_remote(repo)

@@ -75,7 +75,7 @@ def test_a_missing_manifest_is_refused(db: ConnInfo, tmp_path: Path) -> None:
     out = tmp_path / "exports"
     export(db, out)
     (out / MANIFEST_NAME).unlink()
-    with pytest.raises(DataError, match="manifest.json is missing"):
+    with pytest.raises(DataError, match=r"manifest\.json is missing"):
         run_export(db, out, Console(quiet=True))
     assert not (out / MANIFEST_NAME).exists()
 
@@ -117,7 +117,7 @@ def test_deletes_travel_and_the_later_of_delete_and_update_wins(db: ConnInfo, cl
              "'2025-01-02T00:00:00Z' WHERE id = %s", ids[0])  # an update older than the delete
         export(db, tmp_path / "a")
         export(b, tmp_path / "b")
-        outcomes, error = load(b, tmp_path / "a")
+        _, error = load(b, tmp_path / "a")
         assert error == ""
         _, error = load(db, tmp_path / "b")
         assert error == ""
@@ -190,7 +190,8 @@ def test_nan_in_an_embedding_is_refused_with_its_line(db: ConnInfo, tmp_path: Pa
 def test_round_trip_with_tombstones_is_byte_identical(db: ConnInfo, cluster: Cluster,
                                                       tmp_path: Path) -> None:
     seed(db, n=4)
-    _sql(db, "DELETE FROM agent_metrics WHERE id = (SELECT id FROM agent_metrics ORDER BY id LIMIT 1)")
+    _sql(db, "DELETE FROM agent_metrics WHERE id = "
+         "(SELECT id FROM agent_metrics ORDER BY id LIMIT 1)")
     export(db, tmp_path / "a")
     with extra_database(cluster) as other:
         _, error = load(other, tmp_path / "a")
