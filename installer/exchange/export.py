@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -54,6 +55,13 @@ class _Pending:
     target: Path
 
 
+def _write(handle: BinaryIO, digest: hashlib._Hash, data: bytearray | memoryview) -> None:
+    handle.write(data)
+    digest.update(data)
+    if isinstance(data, bytearray):
+        data.clear()
+
+
 def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) -> _Pending:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     digest = hashlib.sha256()
@@ -65,13 +73,14 @@ def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) ->
             buffer = bytearray()  # COPY sends one message per row: write and hash in blocks
             with cur.copy(query) as copy:
                 for row in copy:
+                    if len(row) >= _BLOCK:  # a big row goes out as it is, never copied
+                        _write(handle, digest, buffer)
+                        _write(handle, digest, row)
+                        continue
                     buffer += row
                     if len(buffer) >= _BLOCK:
-                        handle.write(buffer)
-                        digest.update(buffer)
-                        buffer.clear()
-            handle.write(buffer)
-            digest.update(buffer)
+                        _write(handle, digest, buffer)
+            _write(handle, digest, buffer)
             rows = cur.rowcount
         os.chmod(tmp_name, 0o644)
     except BaseException:
