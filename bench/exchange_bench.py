@@ -102,6 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-field-mb", type=int, default=60)
+    parser.add_argument("--tables", default=",".join(KINDS),
+                        help="which of the tables to measure (all are generated)")
     parser.add_argument("--binaries", default="auto", choices=("auto", "system", "embedded"))
     opts = parser.parse_args()
     binaries = choose_binaries(opts.binaries)
@@ -118,7 +120,7 @@ def main() -> None:
     # psql loads with the same trigger conditions as the installer's import
     env = {**os.environ, "PGPASSWORD": password}
     try:
-        run(opts.rows, binaries.tool("psql"), admin, base, env)
+        run(opts.rows, tuple(opts.tables.split(",")), binaries.tool("psql"), admin, base, env)
         big_field(opts.big_field_mb, admin, base, env)
     finally:
         backend.stop()
@@ -161,7 +163,8 @@ def load_parents(tool: Path, db: ConnInfo, exports: Path, table: str,
              env)
 
 
-def run(rows: int, tool: Path, admin: ConnInfo, base: Path, env: dict[str, str]) -> None:
+def run(rows: int, kinds: tuple[str, ...], tool: Path, admin: ConnInfo, base: Path,
+        env: dict[str, str]) -> None:
     source = new_db(admin, "bench_source")
     quarter = rows // 4
     print(f"generating {rows:,} interaction_logs, {quarter:,} agent_memory_bank and "
@@ -183,7 +186,7 @@ def run(rows: int, tool: Path, admin: ConnInfo, base: Path, env: dict[str, str])
     peak = export_rss
     print(f"\n  {'table':<22} {'MB':>6} {'psql s':>8} {'import s':>9} {'ratio':>6} "
           f"{'re-import s':>12} {'RSS MB':>7}")
-    for table in KINDS:
+    for table in kinds:
         csv_file = exports / "csv" / f"{table}.csv"
         mb = csv_file.stat().st_size / 1e6
         baseline = new_db(admin, f"bench_psql_{table}")

@@ -179,13 +179,19 @@ def _copy(conn: psycopg.Connection, target: sql.Composable, columns: list[str],
         return cur.rowcount
 
 
-def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout) -> tuple[int, int]:
-    """Staging table into the table; returns (inserted, updated)."""
+def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout,
+           empty: bool) -> tuple[int, int]:
+    """Staging table into the table; returns (inserted, updated). Into an empty table a plain
+    INSERT (no conflict is possible; speculative insertion would only cost time)."""
     names = [c.name for c in layout.targets]
     columns = sql.SQL(", ").join(map(sql.Identifier, names))
     values = sql.SQL(", ").join(c.import_expr(sql.Identifier(c.name)) for c in layout.targets)
     insert = sql.SQL("INSERT INTO {} AS t ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} "
                      ).format(table.ident, columns, values, _STAGE)
+    if empty:
+        with conn.cursor() as cur:
+            cur.execute(insert)
+            return cur.rowcount, 0
     version = table.version_column
     if version is None or version not in names:
         with conn.cursor() as cur:
@@ -227,7 +233,7 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
                     for n in layout.staged)))
             outcome.rows = _copy(conn, _STAGE, layout.staged, chunks, advance)
             _refuse_bad_floats(conn, path, layout)
-            outcome.imported, outcome.updated = _merge(conn, table, layout)
+            outcome.imported, outcome.updated = _merge(conn, table, layout, empty)
         if entry is not None:
             _verify(path, entry, reading, outcome.rows)
     return reading.digest.hexdigest()
