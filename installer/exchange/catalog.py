@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -115,6 +116,13 @@ class Table:
         if name is None:
             return sql.SQL("'-infinity'::timestamptz")
         return sql.Identifier(alias, name)
+
+
+def scalar(conn: psycopg.Connection, query: sql.Composable | str,
+           params: tuple[Any, ...] | None = None) -> Any:
+    """The first column of the first row, or None without a row."""
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    return row[0] if row else None
 
 
 def connect(conninfo: ConnInfo, *, autocommit: bool = False) -> psycopg.Connection:

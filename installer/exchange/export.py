@@ -56,7 +56,7 @@ class _Pending:
     target: Path
 
 
-def _write(handle: BinaryIO, digest: hashlib._Hash, data: bytearray | memoryview) -> None:
+def _write(handle: BinaryIO, digest: hashlib._Hash, data: bytes | bytearray | memoryview) -> None:
     handle.write(data)
     digest.update(data)
     if isinstance(data, bytearray):
@@ -95,13 +95,12 @@ def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) ->
 def _change_seq(conn: psycopg.Connection) -> int | None:
     """exchange_change_seq, read after this export's snapshot was taken; None when a writing
     transaction was in flight then (its rows may be missing here although the sequence moved)."""
-    if conn.execute("SELECT to_regclass('exchange_change_seq')").fetchone()[0] is None:
+    if catalog.scalar(conn, "SELECT to_regclass('exchange_change_seq')") is None:
         return None
-    if conn.execute("SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))"
-                    ).fetchone()[0]:
+    if catalog.scalar(conn, "SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))"):
         return None
-    return conn.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
-                        "FROM exchange_change_seq").fetchone()[0]
+    return catalog.scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                                "FROM exchange_change_seq")
 
 
 def _previous(exports_dir: Path) -> Manifest | None:

@@ -256,9 +256,9 @@ def _refuse_bad_floats(conn: psycopg.Connection, path: Path, layout: _Layout) ->
     arrays = [c for c in layout.targets if c.float_array]
     if not arrays:
         return
-    found = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+    found = catalog.scalar(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
         _STAGE, sql.SQL(" OR ").join(sql.SQL("{} ~* 'nan|inf'").format(sql.Identifier(c.name))
-                                     for c in arrays))).fetchone()[0]
+                                     for c in arrays)))
     if found:
         names = [layout.file_names.get(c.name, c.name) for c in arrays]
         line, column = locate.first_bad_float_list(path, layout.header, names) or (None, None)
@@ -301,8 +301,9 @@ def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
             outcome.note = "empty file (no header): nothing to import"
             return outcome
         if header is None:
+            rows = entry.rows if entry else None
             raise BadFile(f"{path} is empty; {MANIFEST_NAME} says it holds "
-                          f"{'some' if entry.rows is None else entry.rows} rows")
+                          f"{'some' if rows is None else rows} rows")
         expected = [name for name, _ in checked.columns] if checked else header
         if header != expected:
             raise BadFile(f"{path}, line 1: the header does not match {MANIFEST_NAME} "

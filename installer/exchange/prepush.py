@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
     apply_deadlines()
     project_dir = Path(argv[argv.index("--project-dir") + 1])
     refs = sys.stdin.read()
-    if unchanged(project_dir):
+    if unchanged(project_dir):  # printed here: loading the console would cost more than this
         print("learning export: exports unchanged (nothing changed since the last export)",
               file=sys.stderr)
         return 0

@@ -19,7 +19,7 @@ def _change(name: str, new: Manifest, old: Manifest | None, local: set[str]) -> 
     parts = []
     if entry.merged or before.merged:
         parts.append("merged from two machines")
-    elif entry.rows != before.rows:
+    elif entry.rows is not None and before.rows is not None and entry.rows != before.rows:
         parts.append(f"{entry.rows - before.rows:+d} rows")
     if [c for c, _ in entry.columns] != [c for c, _ in before.columns]:
         parts.append("columns changed")
