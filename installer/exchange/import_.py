@@ -358,12 +358,12 @@ def import_source(owner: ConnInfo, source: Source, console: Console, *,
     tombstones and recompute derived values once."""
     outcomes: list[FileOutcome] = []
     with catalog.connect(owner, autocommit=True) as conn:
+        tables = {t.name: t for t in catalog.learning_tables(conn)}  # parents first
         try:  # a table added since the last --full records its deletes from now on
-            triggers.attach(conn)
+            triggers.attach(conn, list(tables.values()))
         except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
             console.warn(f"exchange triggers not attached now ({exc.diag.message_primary}); "
                          "the next import or --full attaches them")
-        tables = {t.name: t for t in catalog.learning_tables(conn)}  # parents first
         for path in source.unlisted:
             if not force:
                 outcomes.append(FileOutcome(path.stem, path, error=(

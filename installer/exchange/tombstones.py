@@ -23,18 +23,21 @@ def converge(conn: psycopg.Connection, tables: list[catalog.Table]) -> tuple[dic
     with conn.transaction():
         conn.execute("SET LOCAL learning.import = 'on'")
         conn.execute("SET CONSTRAINTS ALL DEFERRED")
+        store = sql.Identifier(catalog.SCHEMA, catalog.TOMBSTONES)
+        named: set[str] = set()
         if triggers.available(conn):
-            for table in reversed(tables):  # children first
-                if table.name == catalog.TOMBSTONES:
-                    continue
-                with conn.cursor() as cur:
-                    cur.execute(sql.SQL(
-                        "DELETE FROM {} AS x USING {} AS t WHERE t.table_name = {} AND "
-                        "t.row_id = x.id AND t.deleted_at >= {}").format(
-                        table.ident, sql.Identifier(catalog.SCHEMA, catalog.TOMBSTONES),
-                        sql.Literal(table.name), table.age_expr("x")))
-                    if cur.rowcount:
-                        deleted[table.name] = cur.rowcount
+            named = {row[0] for row in conn.execute(
+                sql.SQL("SELECT DISTINCT table_name FROM {}").format(store))}
+        for table in reversed(tables):  # children first
+            if table.name not in named:
+                continue
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL(
+                    "DELETE FROM {} AS x USING {} AS t WHERE t.table_name = {} AND "
+                    "t.row_id = x.id AND t.deleted_at >= {}").format(
+                    table.ident, store, sql.Literal(table.name), table.age_expr("x")))
+            if cur.rowcount:
+                deleted[table.name] = cur.rowcount
         recomputed = 0
         for function in catalog.after_import_functions(conn):
             result = conn.execute(sql.SQL("SELECT {}()").format(

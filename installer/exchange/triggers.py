@@ -36,12 +36,13 @@ def available(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
-def missing(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    """(table, trigger) pairs still to attach."""
+def missing(conn: psycopg.Connection,
+            tables: list[catalog.Table] | None = None) -> list[tuple[str, str]]:
+    """(table, trigger) pairs still to attach (`tables`: the learning tables, when known)."""
     if not available(conn):
         return []
     present = set(conn.execute(_PRESENT, (catalog.SCHEMA, TOMBSTONE_TRIGGER, CHANGE_TRIGGER)))
-    wanted = [(t.name, trigger) for t in catalog.learning_tables(conn)
+    wanted = [(t.name, trigger) for t in tables or catalog.learning_tables(conn)
               for trigger in (TOMBSTONE_TRIGGER, CHANGE_TRIGGER)
               if not (t.name == catalog.TOMBSTONES and trigger == TOMBSTONE_TRIGGER)]
     return [pair for pair in wanted if pair not in present]
@@ -56,11 +57,11 @@ _CREATE = {
 }
 
 
-def attach(conn: psycopg.Connection) -> list[str]:
+def attach(conn: psycopg.Connection, tables: list[catalog.Table] | None = None) -> list[str]:
     """Attach what is missing, in one transaction; returns `table.trigger` names."""
     done = []
     with conn.transaction():
-        for table, trigger in missing(conn):
+        for table, trigger in missing(conn, tables):
             conn.execute(sql.SQL(_CREATE[trigger]).format(
                 trigger=sql.Identifier(trigger), table=sql.Identifier(catalog.SCHEMA, table),
                 name=sql.Literal(table)))
