@@ -83,6 +83,8 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ("id",)  # primary key columns, in key order
     references: frozenset[str] = frozenset()  # tables its foreign keys point to
+    # single-column foreign keys: (column, parent table, ON DELETE action: a r c n d)
+    foreign_keys: tuple[tuple[str, str, str], ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -150,6 +152,12 @@ SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
    AND position(%s IN coalesce(col_description(attrelid, attnum), '')) = 0
  ORDER BY attnum
 """
+_FOREIGN_KEYS = """
+SELECT a.attname, f.confrelid::regclass::text, f.confdeltype FROM pg_constraint f
+  JOIN pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = f.conkey[1]
+ WHERE f.conrelid = %s AND f.contype = 'f' AND cardinality(f.conkey) = 1
+ ORDER BY 1
+"""
 _AFTER_IMPORT = """
 SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = %s AND p.pronargs = 0 AND p.prokind = 'f'
@@ -166,7 +174,8 @@ def learning_tables(conn: psycopg.Connection) -> list[Table]:
             continue
         columns = tuple(Column(n, t) for n, t in conn.execute(
             _COLUMNS, (oid, DERIVED_MARKER)).fetchall())
-        tables[name] = Table(name, columns, tuple(key), frozenset(references))
+        foreign_keys = tuple(conn.execute(_FOREIGN_KEYS, (oid,)).fetchall())
+        tables[name] = Table(name, columns, tuple(key), frozenset(references), foreign_keys)
     return [tables[name] for name in load_order(
         {name: t.references & tables.keys() for name, t in tables.items()})]
 

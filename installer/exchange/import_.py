@@ -222,7 +222,9 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.ident))
         empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
             table.ident)).fetchone()[0]
-        if empty and not layout.ignored and not any(c.float_array for c in layout.targets):
+        orphans = _parents_deleted_here(conn, table, layout)
+        if empty and not layout.ignored and not orphans and \
+                not any(c.float_array for c in layout.targets):
             outcome.rows = _copy(conn, table.ident, layout.staged, chunks, advance)
             outcome.imported = outcome.rows
         else:
@@ -233,10 +235,43 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
                     for n in layout.staged)))
             outcome.rows = _copy(conn, _STAGE, layout.staged, chunks, advance)
             _refuse_bad_floats(conn, path, layout)
+            _follow_deletes(conn, orphans)
             outcome.imported, outcome.updated = _merge(conn, table, layout, empty)
         if entry is not None:
             _verify(path, entry, reading, outcome.rows)
     return reading.digest.hexdigest()
+
+
+_ORPHAN = ("{column} IN (SELECT row_id FROM {tombstones} WHERE table_name = {parent}) AND NOT "
+           "EXISTS (SELECT 1 FROM {parent_table} p WHERE p.id = {column})")
+
+
+def _parents_deleted_here(conn: psycopg.Connection, table: catalog.Table,
+                          layout: _Layout) -> list[tuple[str, str, str]]:
+    """Foreign keys of the file whose parent table has tombstones here: a row may arrive that
+    points at a parent this machine deleted (made on another machine after the delete)."""
+    keys = [fk for fk in table.foreign_keys if fk[0] in layout.staged and fk[2] in "cn"]
+    if not keys or catalog.scalar(conn, "SELECT to_regclass(%s)", (catalog.TOMBSTONES,)) is None:
+        return []
+    with_tombstones = {row[0] for row in conn.execute(
+        sql.SQL("SELECT DISTINCT table_name FROM {} WHERE table_name = ANY (%s)").format(
+            sql.Identifier(catalog.SCHEMA, catalog.TOMBSTONES)), ([fk[1] for fk in keys],))}
+    return [fk for fk in keys if fk[1] in with_tombstones]
+
+
+def _follow_deletes(conn: psycopg.Connection, keys: list[tuple[str, str, str]]) -> None:
+    """Do to staged rows what the parent's delete did here: ON DELETE SET NULL clears the
+    reference, ON DELETE CASCADE drops the row."""
+    for column, parent, action in keys:
+        where = sql.SQL(_ORPHAN).format(
+            column=sql.Identifier(column), parent=sql.Literal(parent),
+            tombstones=sql.Identifier(catalog.SCHEMA, catalog.TOMBSTONES),
+            parent_table=sql.Identifier(catalog.SCHEMA, parent))
+        if action == "n":
+            conn.execute(sql.SQL("UPDATE {} SET {} = NULL WHERE ").format(
+                _STAGE, sql.Identifier(column)) + where)
+        else:
+            conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(_STAGE) + where)
 
 
 def _verify(path: Path, entry: TableEntry, reading: _Reading, rows: int) -> None:

@@ -4,6 +4,7 @@ converge, and legacy files that keep what they say."""
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import DataError
-from installer.exchange.manifest import MANIFEST_NAME
+from installer.exchange.manifest import MANIFEST_NAME, Manifest, read_manifest
 from installer.exchange.sync import run_export
 from installer.exchange.triggers import attach
 from tests.conftest import Cluster
@@ -198,3 +199,29 @@ def test_round_trip_with_tombstones_is_byte_identical(db: ConnInfo, cluster: Clu
         assert error == ""
         export(other, tmp_path / "b")
     assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_rows_pointing_at_a_parent_deleted_here_follow_the_delete(
+        db: ConnInfo, cluster: Cluster, tmp_path: Path) -> None:
+    """git merged B's new memory and chunk of session S with A's files, where S is deleted."""
+    session = _sql(db, "INSERT INTO sessions (title) VALUES ('s') RETURNING id")[0][0]
+    export(db, tmp_path / "start")
+    with extra_database(cluster) as b:
+        load(b, tmp_path / "start")
+        _sql(db, "DELETE FROM sessions WHERE id = %s", session)  # A deletes S …
+        _sql(b, "INSERT INTO memories (session_id, content) VALUES (%s, 'from b')", session)
+        _sql(b, "INSERT INTO conversation_chunks (session_id, role, content) VALUES "
+             "(%s, 'user', 'from b')", session)  # … while B adds to it
+        export(b, tmp_path / "b")
+    merged = tmp_path / "merged"
+    (merged / "csv").mkdir(parents=True)
+    manifest = read_manifest(tmp_path / "b" / MANIFEST_NAME)
+    children = ("memories", "conversation_chunks")
+    for name in children:
+        shutil.copy(tmp_path / "b" / manifest.tables[name].file, merged / "csv")
+    (merged / MANIFEST_NAME).write_bytes(Manifest(manifest.schema_version, {
+        n: manifest.tables[n] for n in children}).to_bytes())
+    _, error = load(db, merged)
+    assert error == ""
+    assert _sql(db, "SELECT content, session_id FROM memories") == [("from b", None)]
+    assert count(db, "conversation_chunks") == 0  # ON DELETE CASCADE
