@@ -12,7 +12,6 @@ hook is kept as pre-push.chained and runs first; when it fails, the push fails a
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
 import subprocess
@@ -20,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg
 
@@ -252,6 +252,15 @@ def _running_pushes(project_dir: Path) -> list[int]:
     return running
 
 
+def _hold(handle: IO[str]) -> None:
+    """An exclusive lock on an open file until it is closed (where the OS has flock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the quiet wait alone keeps follow-up pushes apart
+        return
+    fcntl.flock(handle, fcntl.LOCK_EX)
+
+
 def _already_there(project_dir: Path, remote: str, refspec: str) -> bool:
     """Whether the remote ref already holds the commit (e.g. your next push carried it)."""
     commit, _, ref = refspec.partition(":")
@@ -279,7 +288,7 @@ def follow_up_push(project_dir: Path, git_pid: int, remote: str, refspecs: list[
     log = _git_path(project_dir, PUSH_LOG) or project_dir / PUSH_LOG
     lock = _git_path(project_dir, PUSH_LOCK) or project_dir / PUSH_LOCK
     with lock.open("a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # one follow-up push at a time
+        _hold(held)  # one follow-up push at a time
         pending = [r for r in refspecs if not _already_there(project_dir, remote, r)]
         if not pending:
             with log.open("a") as out:
