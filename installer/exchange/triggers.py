@@ -85,7 +85,7 @@ class ExchangeTriggersStep(Step):
             return Check("blocked", "after the learning database exists")
         if todo:
             return Check("change", f"attach to {len({t for t, _ in todo})} table(s)")
-        return ok("every exchanged table has them")
+        return ok("every learning table has them")
 
     def apply(self, check: Check) -> str:
         with catalog.connect(self.owner, autocommit=True) as conn:
