@@ -101,3 +101,52 @@ END;
 $$;
 COMMENT ON FUNCTION recount_session_activity() IS
     'session counters and last_activity from their rows; installer:after-import';
+
+-- migrate:down
+DROP TRIGGER conversation_chunks_session_activity ON conversation_chunks;
+DROP TRIGGER memories_session_activity ON memories;
+DROP TRIGGER tasks_session_activity ON tasks;
+DROP TRIGGER artifacts_session_activity ON artifacts;
+CREATE OR REPLACE FUNCTION refresh_session_activity() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    counter text := TG_ARGV[0];
+    touched uuid[] := ARRAY[]::uuid[];
+    activity timestamptz;
+BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        touched := touched || NEW.session_id;
+        activity := NEW.created_at;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        touched := touched || OLD.session_id;
+    END IF;
+    -- Wait for concurrent writers to the same session first: the recount below is a new
+    -- statement, so it then sees their rows (FOR NO KEY UPDATE does not block FK checks).
+    PERFORM 1 FROM sessions WHERE id = ANY (touched) ORDER BY id FOR NO KEY UPDATE;
+    EXECUTE format(
+        'UPDATE sessions s SET %1$I = (SELECT count(*) FROM %2$I c WHERE c.session_id = s.id),
+                last_activity = greatest(s.last_activity, coalesce($2, s.last_activity))
+          WHERE s.id = ANY ($1)', counter, TG_TABLE_NAME)
+        USING touched, activity;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER conversation_chunks_session_activity
+    AFTER INSERT OR DELETE OR UPDATE OF session_id ON conversation_chunks
+    FOR EACH ROW EXECUTE FUNCTION refresh_session_activity('chunk_count');
+CREATE TRIGGER memories_session_activity
+    AFTER INSERT OR DELETE OR UPDATE OF session_id ON memories
+    FOR EACH ROW EXECUTE FUNCTION refresh_session_activity('memory_count');
+CREATE TRIGGER tasks_session_activity
+    AFTER INSERT OR DELETE OR UPDATE OF session_id ON tasks
+    FOR EACH ROW EXECUTE FUNCTION refresh_session_activity('task_count');
+CREATE TRIGGER artifacts_session_activity
+    AFTER INSERT OR DELETE OR UPDATE OF session_id ON artifacts
+    FOR EACH ROW EXECUTE FUNCTION refresh_session_activity('artifact_count');
+DROP FUNCTION recount_session_activity();
+COMMENT ON COLUMN sessions.chunk_count IS NULL;
+COMMENT ON COLUMN sessions.memory_count IS NULL;
+COMMENT ON COLUMN sessions.task_count IS NULL;
+COMMENT ON COLUMN sessions.artifact_count IS NULL;
+COMMENT ON COLUMN sessions.last_activity IS NULL;

@@ -45,3 +45,20 @@ END;
 $$;
 CREATE TRIGGER exchange_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON exchange_tombstones FOR EACH STATEMENT EXECUTE FUNCTION note_exchange_change();
+
+-- migrate:down
+DO $$
+DECLARE
+    found record;
+BEGIN
+    FOR found IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
+                  WHERE t.tgname IN ('exchange_tombstone', 'exchange_changed')
+                    AND t.tgparentid = 0 LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', found.tgname, found.rel);
+    END LOOP;
+END;
+$$;
+DROP FUNCTION record_tombstone();
+DROP FUNCTION note_exchange_change();
+DROP SEQUENCE exchange_change_seq;
+DROP TABLE exchange_tombstones;

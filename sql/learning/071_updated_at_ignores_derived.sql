@@ -16,3 +16,17 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+
+-- migrate:down
+CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF learning_import_in_progress() THEN
+        RETURN NEW;
+    END IF;
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END;
+$$;
