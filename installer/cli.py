@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -12,15 +13,18 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from installer import commands, lifecycle, show_config
+from installer import commands, lifecycle, locking, program, show_config
 from installer.console import Console
-from installer.errors import ConfigError, ExitCode, InstallerError, ServerError
+from installer.errors import ConfigError, ExitCode, InstallerError, ServerError, file_problem
 from installer.wizard import profile_for_run
 
 COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
             "refresh", "backup", "restore", "logs", "doctor", "export", "import", "hooks")
 
 _HANDLERS = (commands, lifecycle, show_config)  # modules holding cmd_<name> functions
+# commands that change the server, the database or the checkout's files: one run at a time
+_CHANGES_STATE = ("install", "start", "stop", "uninstall", "migrate", "import", "restore",
+                  "refresh", "export")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,6 +123,15 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in names}
 
 
+def _changes_state(command: str, args: argparse.Namespace) -> bool:
+    return command in _CHANGES_STATE and not getattr(args, "dry_run", False) \
+        and not getattr(args, "list_only", False)
+
+
+def _shown(command: str) -> str:
+    return program.command("--full" if command == "install" else command)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False),
@@ -139,29 +152,45 @@ def main(argv: list[str] | None = None) -> int:
             command = "print_config"
         handler = next(getattr(module, f"cmd_{command}") for module in _HANDLERS
                        if hasattr(module, f"cmd_{command}"))
-        code = handler(project_dir, args, settings, console)
+        with contextlib.ExitStack() as held:
+            if _changes_state(command, args):
+                held.enter_context(locking.run_locked(console, project_dir, _shown(command)))
+            code = handler(project_dir, args, settings, console)
         console.detail(f"{command} took {time.monotonic() - started:.2f} s")
         return int(code)
     except InstallerError as exc:
-        if console.verbose:
-            console.err.print(traceback.format_exc())
-        console.error(exc)
-        if getattr(args, "dry_run", False):  # a plan's exit codes: 0 none, 2 changes, 1 error
-            return int(ExitCode.FAILED)
-        return int(exc.exit_code)
+        return _failed(exc, console, args)
     except psycopg.OperationalError as exc:  # any command that found no server to talk to
         console.error(ServerError(
             f"cannot connect to the database: {str(exc).strip().splitlines()[0]}",
             hint="start it with `python install.py start`, or repair everything with "
             "`python install.py --full`; `python install.py doctor` shows what is wrong"))
         return int(ExitCode.FAILED if getattr(args, "dry_run", False) else ExitCode.SERVER)
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: let the last resort report it
+            return _unexpected(exc, console)
+        return _failed(file_problem(exc), console, args)
     except KeyboardInterrupt:
         console.err.print("interrupted")
         return int(ExitCode.INTERRUPTED)
-    except Exception as exc:  # last resort: one clear line, the traceback only on request
-        if console.verbose:
-            console.err.print(traceback.format_exc())
-        console.error(InstallerError(f"unexpected error: {type(exc).__name__}: {exc}",
-                                     hint="re-run with --verbose for the traceback, and report "
-                                     "it with that output"))
+    except Exception as exc:
+        return _unexpected(exc, console)
+
+
+def _failed(exc: InstallerError, console: Console, args: argparse.Namespace) -> int:
+    if console.verbose:
+        console.err.print(traceback.format_exc())
+    console.error(exc)
+    if getattr(args, "dry_run", False):  # a plan's exit codes: 0 none, 2 changes, 1 error
         return int(ExitCode.FAILED)
+    return int(exc.exit_code)
+
+
+def _unexpected(exc: Exception, console: Console) -> int:
+    """The last resort: one clear line, the traceback only on request."""
+    if console.verbose:
+        console.err.print(traceback.format_exc())
+    console.error(InstallerError(f"unexpected error: {type(exc).__name__}: {exc}",
+                                 hint="re-run with --verbose for the traceback, and report it "
+                                 "with that output"))
+    return int(ExitCode.FAILED)

@@ -12,6 +12,8 @@ from psycopg import sql
 from rich.table import Table
 
 from installer import credentials as cred
+from installer import locking
+from installer.backends.native import PortTaken
 from installer.compose import write_compose
 from installer.config import resolve_settings
 from installer.console import Console
@@ -24,7 +26,7 @@ from installer.installation import Installation, docker_spec
 from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
-from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.pgpass import pgpass_path, read_pgpass, remove_from_pgpass, write_pgpass
 from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.schema_maintenance import refresh
@@ -32,8 +34,10 @@ from installer.steps import StepResult, run_steps
 
 
 def _load(project_dir: Path, settings: dict[str, Any], console: Console,
-          probe_docker: bool = True) -> Installation:
-    installation = Installation.load(project_dir, settings, console, probe_docker=probe_docker)
+          probe_docker: bool = True, choose_port: bool = False) -> Installation:
+    installation = Installation.load(project_dir, settings, console, probe_docker=probe_docker,
+                                     choose_port=choose_port)
+    locking.hold_also(installation.backend.lock_file())  # only inside a run that changes state
     for note in installation.notes:
         console.warn(note)
     return installation
@@ -54,14 +58,24 @@ def _report_detection(installation: Installation, console: Console) -> None:
                  f"port {b.get('port')}")
 
 
+_PORT_ATTEMPTS = 3  # another program may take the chosen port before the server binds it
+
+
 def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
                 console: Console) -> ExitCode:
     dry_run = bool(getattr(args, "dry_run", False))
-    installation = _load(project_dir, settings, console)
+    installation = _load(project_dir, settings, console, choose_port=True)
     _report_detection(installation, console)
     console.heading("Plan" if dry_run else "Install")
-    steps = installation.steps(console)
-    results = run_steps(steps, console, dry_run=dry_run)
+    for attempt in range(_PORT_ATTEMPTS):
+        steps = installation.steps(console)
+        try:
+            results = run_steps(steps, console, dry_run=dry_run)
+            break
+        except PortTaken as taken:
+            if attempt + 1 == _PORT_ATTEMPTS:
+                raise
+            installation.move_off(taken, console)
     changed = [r for r in results if r.state in ("changed", "planned")]
     summary = _summary(installation, results)
     if dry_run:
@@ -190,8 +204,8 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
             console.step(f"MCP server entry for {client.label}", "changed",
                          f"removed from {removed_from}")
     path = pgpass_path()
-    if path.exists():
-        write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,
+    if existing := read_pgpass(path):
+        write_pgpass(path, remove_from_pgpass(existing, agent.host, agent.port,
                                               agent.dbname, agent.user))
         console.step("Agent password", "changed", f"removed from {path}")
     if purge:

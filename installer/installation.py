@@ -7,6 +7,7 @@ changing anything, so `--dry-run` and `status` can use it as well as a real inst
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ from installer.backends import docker as docker_backend
 from installer.backends.base import Backend
 from installer.backends.docker import ContainerSpec, DockerBackend
 from installer.backends.external import ADMIN_URL, ExternalBackend, admin_from
-from installer.backends.native import NativeBackend, default_instance_dir
+from installer.backends.native import (
+    NativeBackend,
+    PortTaken,
+    default_instance_dir,
+    refuse_shell_active,
+    stop_hint,
+)
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
 from installer.config import (
     DEFAULT_DOCKER_PORT,
@@ -36,7 +43,6 @@ from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
 from installer.schema_maintenance import maintenance_steps
-from installer.service_user import running_as_root
 from installer.steps import Step
 
 _EXPLICIT = ("command line", "environment", "profile")
@@ -53,7 +59,10 @@ class Installation:
 
     @classmethod
     def load(cls, project_dir: Path, cli: dict[str, Any], console: Console,
-             profile: dict[str, Any] | None = None, probe_docker: bool = True) -> Installation:
+             profile: dict[str, Any] | None = None, probe_docker: bool = True,
+             choose_port: bool = False) -> Installation:
+        """`choose_port`: the install may move off a port another program took; every other
+        command uses the recorded port as it is."""
         cli, profile = split_profile(cli, profile)
         env_file = cli.get("env_file") or (profile or {}).get("env_file")
         env_path = Path(env_file) if env_file else project_dir / ".env"
@@ -65,11 +74,11 @@ class Installation:
         notes: list[str] = []
         backend: Backend
         if mode == "docker":
-            backend = build_docker(settings, recorded, passwords, notes)
+            backend = build_docker(settings, recorded, passwords, notes, choose_port)
         elif mode == "external":
             backend = build_external(settings, recorded, passwords, profile)
         else:
-            backend = build_native(settings, recorded, passwords, notes)
+            backend = build_native(settings, recorded, passwords, notes, choose_port)
         settings.mode = mode
         return cls(settings, recorded, passwords, backend, detection, notes)
 
@@ -107,6 +116,17 @@ class Installation:
         if self.backend.mode == "external":  # an external server's admin password is not ours
             del values[cred.ADMIN_PASSWORD]
         return values
+
+    def move_off(self, taken: PortTaken, console: Console) -> None:
+        """The install's answer to a port another program took after it was chosen: the next
+        free one. An explicitly chosen port is never moved: the error stands."""
+        if self.settings.sources["port"] in _EXPLICIT or not isinstance(self.backend,
+                                                                        NativeBackend):
+            raise taken
+        chosen = next_free_port(taken.port + 1, self.settings.host)
+        console.warn(f"port {taken.port} was taken by another program during the install; "
+                     f"moving to {chosen} (.env and MCP config follow)")
+        self.backend.port = chosen
 
     def steps(self, console: Console | None = None) -> list[Step]:
         """The whole install, in order. Credentials reach .env before any server uses them."""
@@ -161,14 +181,17 @@ def _binaries(settings: Settings, recorded: dict[str, str]) -> PgBinaries:
 
 
 def build_native(settings: Settings, recorded: dict[str, str], passwords: Passwords,
-                 notes: list[str]) -> NativeBackend:
+                 notes: list[str], choose_port: bool = False) -> NativeBackend:
     instance_dir = (settings.data_dir or default_instance_dir(settings.project_dir)).absolute()
     if instance_dir.resolve().is_relative_to(settings.project_dir.resolve()):
         raise ConfigError(f"data directory {instance_dir} is inside the project",
                           hint="a cluster must never be committed; choose a --data-dir outside "
                           f"{settings.project_dir}")
+    refuse_shell_active(instance_dir, f"data directory (from {settings.sources['data_dir']})")
+    binaries = _binaries(settings, recorded)
+    refuse_shell_active(binaries.bindir, "the PostgreSQL binaries' directory")
     backend = NativeBackend(
-        instance_dir=instance_dir, binaries=_binaries(settings, recorded), port=0,
+        instance_dir=instance_dir, binaries=binaries, port=0,
         host=settings.host, admin_user=settings.admin_user, admin_password=passwords.admin,
         service_user_name=settings.service_user, health_timeout=settings.health_timeout,
         rebuilt_from_env=cred.ADMIN_PASSWORD in recorded)
@@ -177,9 +200,12 @@ def build_native(settings: Settings, recorded: dict[str, str], passwords: Passwo
             f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin password "
             "for it (was .env deleted?)",
             hint="restore .env from a backup (the data is untouched); or, to start over and "
-            f"DELETE that cluster's data: `{_stop_command(backend)}`, then "
-            f"`rm -rf {backend.instance_dir}`")
-    backend.port = _decide_port(settings, backend, notes, DEFAULT_NATIVE_PORT)
+            f"DELETE that cluster's data: `{stop_hint(backend)}`, then "
+            f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
+    backend.port = settings.port or DEFAULT_NATIVE_PORT
+    if choose_port:
+        backend.port = _decide_port(settings, backend, notes, backend.port)
+    backend.desired_conf()  # refuses a host or path no configuration file can hold
     return backend
 
 
@@ -193,7 +219,7 @@ def docker_spec(settings: Settings) -> ContainerSpec:
 
 
 def build_docker(settings: Settings, recorded: dict[str, str], passwords: Passwords,
-                 notes: list[str]) -> DockerBackend:
+                 notes: list[str], choose_port: bool = False) -> DockerBackend:
     backend = DockerBackend(client=docker_backend.connect(), spec=docker_spec(settings),
                             password=passwords.admin, health_timeout=settings.health_timeout)
     if backend.volume_exists() and "admin" in passwords.generated:
@@ -203,7 +229,8 @@ def build_docker(settings: Settings, recorded: dict[str, str], passwords: Passwo
             "password for it (was .env deleted?)",
             hint="restore .env from a backup; or, to start over and delete that volume's data, "
             f"run `docker rm -f {backend.spec.name}; docker volume rm {backend.spec.volume}`")
-    backend.spec.port = _decide_port(settings, backend, notes, DEFAULT_DOCKER_PORT)
+    if choose_port:
+        backend.spec.port = _decide_port(settings, backend, notes, backend.spec.port)
     return backend
 
 
@@ -231,16 +258,11 @@ def build_external(settings: Settings, recorded: dict[str, str], passwords: Pass
                                               if name in new_roles])
 
 
-def _stop_command(backend: NativeBackend) -> str:
-    stop = f"{backend.binaries.tool('pg_ctl')} stop -D {backend.pgdata} -m fast"
-    return f"runuser -u {backend.service_user_name} -- {stop}" if running_as_root() else stop
-
-
 def _decide_port(settings: Settings, backend: NativeBackend | DockerBackend, notes: list[str],
-                 default: int) -> int:
-    running = backend.running_port()
-    wanted = settings.port or default
-    if running == wanted or port_is_free(wanted):
+                 wanted: int) -> int:
+    """`wanted` when it is free or our own server runs there, else the next free port (an
+    explicitly chosen port is never moved)."""
+    if backend.running_port() == wanted or port_is_free(wanted):
         return wanted
     if settings.sources["port"] in _EXPLICIT:
         raise EnvironmentProblem(f"port {wanted} on {settings.host} is in use by another program",

@@ -12,7 +12,7 @@ from installer.fileutil import text_diff, write_if_changed
 from installer.mcp_config import McpClient, read_text, server_entry
 from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
 from installer.modules import select_modules
-from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, write_pgpass
+from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, read_pgpass, write_pgpass
 from installer.steps import Check, Step, ok
 
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL")
@@ -91,9 +91,10 @@ class PgpassStep(Step):
         return pgpass_line(a.host, a.port, a.dbname, a.user, a.password or "")
 
     def check(self) -> Check:
+        existing = read_pgpass(self.path)
         if not self.path.exists():
             return Check("create", f"write {self.path}")
-        if self._line() not in self.path.read_text().splitlines():
+        if self._line() not in existing.splitlines():
             a = self.agent
             return Check("change", f"entry for {a.user}@{a.host}:{a.port}")
         if self.path.stat().st_mode & 0o777 != 0o600:
@@ -101,7 +102,7 @@ class PgpassStep(Step):
         return ok()
 
     def apply(self, check: Check) -> str:
-        existing = self.path.read_text() if self.path.exists() else ""
+        existing = read_pgpass(self.path)
         a = self.agent
         write_pgpass(self.path, merge_pgpass(existing, a.host, a.port, a.dbname, a.user,
                                              a.password or ""))

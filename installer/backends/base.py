@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 from installer.credentials import ConnInfo
@@ -43,3 +44,8 @@ class Backend(ABC):
 
     @abstractmethod
     def log_tail(self, lines: int = 30) -> str: ...
+
+    def lock_file(self) -> Path | None:
+        """A file that commands changing this server lock (see locking.py); None: the
+        checkout's lock is enough."""
+        return None

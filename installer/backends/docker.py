@@ -62,8 +62,10 @@ class ContainerSpec:
 
     @property
     def health_test(self) -> list[str]:
-        # over TCP: during first initialisation the image runs a socket-only temporary server
-        return ["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p 5432 -U {self.user} -d postgres"]
+        # over TCP: during first initialisation the image runs a socket-only temporary server;
+        # exec form (CMD): the user name never reaches a shell
+        return ["CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-U", self.user,
+                "-d", "postgres"]
 
     def environment(self, password: str) -> dict[str, str]:
         return {"POSTGRES_USER": self.user, "POSTGRES_PASSWORD": password,
