@@ -204,10 +204,11 @@ class NativeBackend(Backend):
                                      for p in base.iterdir())
 
     def check_access(self) -> None:
-        """Both we and the server's user must be able to use the instance directory."""
+        """Once a cluster exists, both we and the server's user must be able to use it
+        (before, initialise() makes the instance directory the server's)."""
+        if not self.pgdata.is_dir():
+            return
         for path in (self.instance_dir, self.pgdata):
-            if not path.is_dir():
-                continue
             if os.access(path, os.R_OK | os.W_OK | os.X_OK) and self.user.can_reach(path, "-w"):
                 continue
             who = f"the server's user {self.user.name}" if self.user.name else "this user"
@@ -444,10 +445,7 @@ class NativeBackend(Backend):
         if "Address already in use" in logged or "could not bind" in logged:
             return PortTaken(self.host, self.port)
         if "configuration file" in logged or "syntax error" in logged:
-            return ServerError(
-                "PostgreSQL did not start: its configuration has an error", details=said,
-                hint="fix the line the server names above (postgresql.auto.conf is written by "
-                f"ALTER SYSTEM), then run {program.command('start')}; the data is untouched")
+            return _config_error(said)
         if "Permission denied" in said:
             return EnvironmentProblem(
                 "PostgreSQL did not start: a file or directory is out of its reach",
@@ -502,6 +500,13 @@ class NativeBackend(Backend):
 
     def server_steps(self) -> list[Step]:
         return [ClusterStep(self), ConfigStep(self), ServerStep(self)]
+
+
+def _config_error(details: str) -> ServerError:
+    return ServerError(
+        "PostgreSQL cannot start: its configuration has an error", details=details,
+        hint="fix the line the server names above (postgresql.auto.conf is written by ALTER "
+        f"SYSTEM), then run {program.command('start')}; the data is untouched")
 
 
 def _alive(pid: int) -> bool:
@@ -600,11 +605,7 @@ class ServerStep(Step):
             return Check("blocked", "after the cluster exists")
         if not b.is_running():
             if errors := b.config_errors():
-                raise ServerError(
-                    "the server is stopped and cannot start: its configuration has an error",
-                    details=errors,
-                    hint="fix the line named above (postgresql.auto.conf is written by ALTER "
-                    f"SYSTEM), then run {program.command('start')}; the data is untouched")
+                raise _config_error(f"the server says ({b.pgdata}):\n{errors}")
             stale = " (stale postmaster.pid present)" if (b.pgdata / "postmaster.pid").exists() \
                 else ""
             return Check("repair", f"server is stopped{stale}")
