@@ -194,14 +194,15 @@ class NativeBackend(Backend):
         pg_control, or fewer than initdb's three databases."""
         if not self.is_initialised():
             return False
-        base = self.pgdata / "base"
-        made = [p for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
-        return not (self.pgdata / "global" / "pg_control").exists() or len(made) < 3
+        return not (self.pgdata / "global" / "pg_control").exists() or len(
+            [oid for oid in self._database_oids() if oid < _FIRST_USER_OID]) < 3
 
     def holds_user_databases(self) -> bool:
+        return any(oid >= _FIRST_USER_OID for oid in self._database_oids())
+
+    def _database_oids(self) -> list[int]:
         base = self.pgdata / "base"
-        return base.is_dir() and any(p.name.isdigit() and int(p.name) >= _FIRST_USER_OID
-                                     for p in base.iterdir())
+        return [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
 
     def check_access(self) -> None:
         """Once a cluster exists, both we and the server's user must be able to use it
