@@ -1,9 +1,10 @@
 """One run at a time per installation: an exclusive `flock` on the checkout and the instance.
 
 Every command that changes state holds the checkout's lock (`.env.lock` beside `.env`,
-gitignored) before it reads `.env`, and the instance's lock once it knows where the instance
-lives, so a second run waits, then reads what the first one wrote and finds the work done.
-The kernel drops a `flock` when its holder dies (kill -9 included): a lock is never stale.
+gitignored) before it reads `.env`, and the instance's lock (see Backend.lock_file) once it
+knows where the instance lives, so a second run waits, then reads what the first one wrote
+and finds the work done. The kernel drops a `flock` when its holder dies (kill -9 included):
+a lock is never stale.
 The holder writes its PID and command into the file, which the waiting run shows.
 """
 
@@ -14,7 +15,6 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextvars import ContextVar
 from pathlib import Path
 
 from installer.console import Console
@@ -81,24 +81,13 @@ def _holder(path: Path) -> str:
     return "the installer"
 
 
-_ACTIVE: ContextVar[RunLocks | None] = ContextVar("run_locks", default=None)
-
-
 @contextlib.contextmanager
 def run_locked(console: Console, project_dir: Path, command: str) -> Iterator[RunLocks]:
-    """Hold the checkout's lock for the whole run; `hold_also` adds the instance's."""
+    """Hold the checkout's lock for the whole run; the run adds the instance's once it knows
+    where the instance lives (RunContext.installation)."""
     locks = RunLocks(console, command)
-    token = _ACTIVE.set(locks)
     try:
         locks.hold(project_dir / CHECKOUT_LOCK)
         yield locks
     finally:
         locks.release()
-        _ACTIVE.reset(token)
-
-
-def hold_also(path: Path | None) -> None:
-    """Inside a locked run, also lock `path` (an instance's lock file); a no-op otherwise."""
-    locks = _ACTIVE.get()
-    if locks is not None and path is not None:
-        locks.hold(path)

@@ -21,22 +21,26 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import platformdirs
 import psycopg
 
 from installer import db, program
-from installer.backends.base import Backend
-from installer.binaries import PgBinaries
-from installer.credentials import ConnInfo
+from installer.backends.base import Backend, register
+from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
+from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, EnvironmentProblem, InstallerError, ServerError
 from installer.fileutil import write_atomic
 from installer.health import wait_until_healthy
-from installer.ports import port_is_free
+from installer.ports import decide_port, port_is_free
 from installer.service_user import ServiceUser, ensure_service_user, running_as_root
 from installer.steps import Check, Step, ok
+
+if TYPE_CHECKING:
+    from installer.config import Settings
 
 CONF_NAME = "learning_installer.conf"
 INCLUDE_LINE = f"include_if_exists = '{CONF_NAME}'"
@@ -115,8 +119,21 @@ def default_instance_dir(project_dir: Path) -> Path:
     return base / f"{project_dir.name}-{digest}"
 
 
+def _binaries(settings: Settings, recorded: Mapping[str, str]) -> PgBinaries:
+    kind = recorded.get("LEARNING_PG_BINARIES") if settings.sources["binaries"] in (
+        "default", ".env (recorded)") else None
+    if kind == "embedded" and (found := embedded_binaries()):
+        return found
+    if kind == "system" and (found := system_binaries()):
+        return found
+    return choose_binaries(settings.binaries)
+
+
+@register
 class NativeBackend(Backend):
     mode = "native"
+    summary = "a local PostgreSQL run by the installer (no Docker needed)"
+    default_port = 5432
 
     def __init__(self, *, instance_dir: Path, binaries: PgBinaries, port: int, host: str,
                  admin_user: str, admin_password: str, service_user_name: str,
@@ -135,6 +152,44 @@ class NativeBackend(Backend):
         self.rebuilt_from_env = rebuilt_from_env  # .env had credentials: a rebuild reuses them
         self._user: ServiceUser | None = None
         self._answering: tuple[int | None] | None = None  # cached _pid_from_server(), see there
+
+    @classmethod
+    def build(cls, settings: Settings, recorded: Mapping[str, str], passwords: Passwords,
+              notes: list[str]) -> Self:
+        instance_dir = (settings.data_dir or default_instance_dir(settings.project_dir)).absolute()
+        if instance_dir.resolve().is_relative_to(settings.project_dir.resolve()):
+            raise ConfigError(f"data directory {instance_dir} is inside the project",
+                              hint="a cluster must never be committed; choose a --data-dir "
+                              f"outside {settings.project_dir}")
+        refuse_shell_active(instance_dir, f"data directory (from {settings.sources['data_dir']})")
+        binaries = _binaries(settings, recorded)
+        refuse_shell_active(binaries.bindir, "the PostgreSQL binaries' directory")
+        backend = cls(
+            instance_dir=instance_dir, binaries=binaries, port=settings.port or cls.default_port,
+            host=settings.host, admin_user=settings.admin_user, admin_password=passwords.admin,
+            service_user_name=settings.service_user, health_timeout=settings.health_timeout,
+            rebuilt_from_env=ADMIN_PASSWORD in recorded)
+        backend.desired_conf()  # refuses a host or path no configuration file can hold
+        if backend.is_initialised() and "admin" in passwords.generated:
+            raise ConfigError(
+                f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin "
+                "password for it (was .env deleted?)",
+                hint="restore .env from a backup (the data is untouched); or, to start over and "
+                f"DELETE that cluster's data: `{backend.stop_command()}`, then "
+                f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
+        return backend
+
+    def choose_port(self, settings: Settings, notes: list[str]) -> None:
+        self.port = settings.port or self.default_port  # running_port() asks on this one
+        self.port = decide_port(settings, self.running_port(), self.port, notes)
+
+    def client_tools(self) -> PgBinaries:
+        return self.binaries
+
+    def stop_command(self) -> str:
+        """The command that stops this cluster by hand, as the user that runs it."""
+        stop = shlex.join([self._bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast"])
+        return f"runuser -u {self.service_user_name} -- {stop}" if running_as_root() else stop
 
     # -- the service user and the binaries it runs ----------------------------------------
     @property
@@ -248,13 +303,13 @@ class NativeBackend(Backend):
     def _ask_server(self) -> int | None:
         try:
             with db.connect(self.admin_conn(), autocommit=True, connect_timeout=2) as conn:
-                data_directory, backend = conn.execute(
+                row = conn.execute(
                     "SELECT current_setting('data_directory'), pg_backend_pid()").fetchone()
         except (ServerError, psycopg.Error):
             return None
         with contextlib.suppress(OSError):
-            if Path(data_directory).resolve() == self.pgdata.resolve():
-                return _parent_pid(backend)
+            if row and Path(row[0]).resolve() == self.pgdata.resolve():
+                return _parent_pid(row[1])
         return None
 
     def _postmaster_pid(self) -> int | None:
@@ -534,7 +589,7 @@ class ClusterStep(Step):
                 raise ServerError(
                     f"the cluster in {b.pgdata} is half-built (its initdb was interrupted) and "
                     "holds databases",
-                    hint=f"keep it for inspection and start anew: `{stop_hint(b)}`, then "
+                    hint=f"keep it for inspection and start anew: `{b.stop_command()}`, then "
                     f"`mv {shlex.quote(str(b.pgdata))} {moved}` and run "
                     f"{program.command('--full')} (a new cluster, with the credentials in .env)")
             return Check("repair", f"the cluster in {b.pgdata} is half-built (an interrupted "
@@ -563,12 +618,6 @@ class ClusterStep(Step):
         if check.state == "repair":
             return f"data directory was missing: {made} using the credentials from .env"
         return made
-
-
-def stop_hint(backend: NativeBackend) -> str:
-    """The command that stops this cluster's server by hand."""
-    stop = shlex.join([backend._bin("pg_ctl"), "stop", "-D", str(backend.pgdata), "-m", "fast"])
-    return f"runuser -u {backend.service_user_name} -- {stop}" if running_as_root() else stop
 
 
 class ConfigStep(Step):
