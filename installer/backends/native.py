@@ -302,14 +302,13 @@ class NativeBackend(Backend):
 
     def _ask_server(self) -> int | None:
         try:
-            with db.connect(self.admin_conn(), autocommit=True, connect_timeout=2) as conn:
+            with db.connect(self.admin_conn(), autocommit=True) as conn:
                 row = conn.execute(
                     "SELECT current_setting('data_directory'), pg_backend_pid()").fetchone()
-        except (ServerError, psycopg.Error):
+                if row and Path(row[0]).resolve() == self.pgdata.resolve():
+                    return _parent_pid(row[1])  # while the backend is still there to ask
+        except (ServerError, psycopg.Error, OSError):
             return None
-        with contextlib.suppress(OSError):
-            if row and Path(row[0]).resolve() == self.pgdata.resolve():
-                return _parent_pid(row[1])
         return None
 
     def _postmaster_pid(self) -> int | None:
