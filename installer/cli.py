@@ -73,6 +73,9 @@ def _common_options() -> _Parser:
     where.add_argument("--mcp-clients", metavar="A,B",
                        help="MCP clients to configure: claude-code, cursor, vscode, "
                        "claude-desktop, gemini, codex (comma-separated; empty for none)")
+    where.add_argument("--capture-agent-work", action=argparse.BooleanOptionalAction,
+                       help="Claude Code hooks record sessions and sub-agent runs in the "
+                       "learning tables (default on; --no-capture-agent-work removes them)")
     where.add_argument("--yes", "-y", action="store_true",
                        help="answer yes; never prompt (also LEARNING_YES=1)")
     where.add_argument("--profile", metavar="NAME|PATH",
@@ -138,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "image", "mcp_clients")
+             "image", "mcp_clients", "capture_agent_work")
     return {name: getattr(args, name, None) for name in names}
 
 

@@ -14,6 +14,7 @@ from installer import credentials as cred
 from installer import db, program
 from installer.backends.docker import DockerBackend, docker_spec
 from installer.backends.native import PortTaken
+from installer.capture.claude_settings import remove_hooks
 from installer.compose import write_compose
 from installer.config import find_env_file, resolve_settings
 from installer.console import Console
@@ -187,6 +188,8 @@ def cmd_uninstall(ctx: RunContext) -> ExitCode:
         if removed_from := remove_entry(client, project_dir, agent):
             console.step(f"MCP server entry for {client.label}", "changed",
                          f"removed from {removed_from}")
+    if removed_from := remove_hooks(project_dir):
+        console.step("Claude Code capture hooks", "changed", f"removed from {removed_from}")
     path = pgpass_path()
     if existing := read_pgpass(path):
         write_pgpass(path, remove_from_pgpass(existing, agent.host, agent.port,
