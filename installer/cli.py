@@ -15,12 +15,15 @@ import psycopg
 from installer import commands, lifecycle, show_config
 from installer.console import Console
 from installer.errors import ConfigError, ExitCode, InstallerError, ServerError
+from installer.mcp_server import command as mcp_server_command
 from installer.wizard import profile_for_run
 
 COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
-            "refresh", "backup", "restore", "logs", "doctor", "export", "import", "hooks")
+            "refresh", "backup", "restore", "logs", "doctor", "export", "import", "hooks",
+            "mcp-server")
 
-_HANDLERS = (commands, lifecycle, show_config)  # modules holding cmd_<name> functions
+# modules holding cmd_<name> functions
+_HANDLERS = (commands, lifecycle, show_config, mcp_server_command)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--remote", default="origin", help=argparse.SUPPRESS)
     hooks.add_argument("--refspec", action="append", default=[], help=argparse.SUPPRESS)
     hooks.add_argument("--git-pid", type=int, default=0, help=argparse.SUPPRESS)
+    mcp = sub.add_parser("mcp-server", parents=[common],
+                         help="serve the learning database to one MCP client on stdio (the "
+                         "client configs start it)")
+    mcp.add_argument("--url", help="the agent role's postgresql:// URL, without a password "
+                     "(default: from .env)")
+    mcp.add_argument("--timeout", type=float, default=30.0,
+                     help="seconds a statement may run (default 30)")
+    mcp.add_argument("--max-rows", type=int, default=500,
+                     help="rows returned by one query at most (default 500)")
     return parser
 
 
@@ -137,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         settings["profile"] = profile_for_run(project_dir, args, settings, console)
         if getattr(args, "print_config", False):
             command = "print_config"
-        handler = next(getattr(module, f"cmd_{command}") for module in _HANDLERS
-                       if hasattr(module, f"cmd_{command}"))
+        name = f"cmd_{command.replace('-', '_')}"
+        handler = next(getattr(module, name) for module in _HANDLERS if hasattr(module, name))
         code = handler(project_dir, args, settings, console)
         console.detail(f"{command} took {time.monotonic() - started:.2f} s")
         return int(code)

@@ -18,6 +18,7 @@ from installer.errors import ConfigError
 
 MODES = ("auto", "native", "docker", "external")
 BINARIES = ("auto", "embedded", "system")
+MCP_SERVERS = ("builtin", "npx")
 DEFAULT_NATIVE_PORT = 5432
 DEFAULT_DOCKER_PORT = 5433
 
@@ -42,6 +43,9 @@ class Settings:
     admin_password_env: str | None = None  # the variable holding its password (default below)
     env_file: Path | None = None
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
+    mcp_server: str = "builtin"  # builtin (installer/mcp_server/) | npx (server-postgres)
+    mcp_timeout: float = 30.0  # builtin server: seconds a statement may run
+    mcp_max_rows: int = 500  # builtin server: rows one query returns at most
     import_exports: bool = True
     install_hooks: bool = True
     health_timeout: float = 60.0
@@ -79,6 +83,9 @@ _ENVIRONMENT = {
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
     "modules": ("LEARNING_MODULES", "LEARNING_MODULES"),
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
+    "mcp_server": ("LEARNING_MCP_SERVER", "LEARNING_MCP_SERVER"),
+    "mcp_timeout": ("LEARNING_MCP_TIMEOUT", "LEARNING_MCP_TIMEOUT"),
+    "mcp_max_rows": ("LEARNING_MCP_MAX_ROWS", "LEARNING_MCP_MAX_ROWS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
 }
@@ -151,5 +158,8 @@ def resolve_settings(
     if settings.binaries not in BINARIES:
         raise ConfigError(f"unknown binaries {settings.binaries!r} (from {sources['binaries']})",
                           hint=f"use one of: {', '.join(BINARIES)}")
+    if settings.mcp_server not in MCP_SERVERS:
+        raise ConfigError(f"unknown MCP server {settings.mcp_server!r} (from "
+                          f"{sources['mcp_server']})", hint=f"use one of: {', '.join(MCP_SERVERS)}")
     settings.sources = sources
     return settings

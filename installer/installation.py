@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from installer import credentials as cred
+from installer.agent_guard import AgentGuardStep, functions_we_create
 from installer.backends import docker as docker_backend
 from installer.backends.base import Backend
 from installer.backends.docker import ContainerSpec, DockerBackend
@@ -31,7 +32,7 @@ from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.errors import ConfigError, EnvironmentProblem
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
-from installer.mcp_config import clients_named
+from installer.mcp_config import ServerChoice, clients_named
 from installer.ports import next_free_port, port_is_free
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
@@ -101,12 +102,22 @@ class Installation:
                 self.settings.modules),
             cred.AGENT_PASSWORD: self.passwords.agent,
             "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
+            "LEARNING_MCP_SERVER": self.settings.mcp_server,
+            "LEARNING_MCP_TIMEOUT": f"{self.settings.mcp_timeout:g}",
+            "LEARNING_MCP_MAX_ROWS": str(self.settings.mcp_max_rows),
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
         } | self.backend.recorded()
         if self.backend.mode == "external":  # an external server's admin password is not ours
             del values[cred.ADMIN_PASSWORD]
         return values
+
+    def agent_steps(self) -> list[Step]:
+        """The agent role's grants, then the removal of anything beyond them."""
+        s = self.settings
+        ours = functions_we_create(s.sql_dir)
+        return [AgentGrantsStep(self.owner_conn(), s.agent_role, ours),
+                AgentGuardStep(self.backend.admin_conn(), self.owner_conn(), s.agent_role, ours)]
 
     def steps(self, console: Console | None = None) -> list[Step]:
         """The whole install, in order. Credentials reach .env before any server uses them."""
@@ -127,10 +138,11 @@ class Installation:
             VectorExtensionStep(admin, s.database),
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),
-            AgentGrantsStep(self.owner_conn(), s.agent_role),
+            *self.agent_steps(),
             *exchange,
             PgpassStep(self.agent_conn()),
-            *(McpConfigStep(client, s.project_dir, self.agent_conn())
+            *(McpConfigStep(client, s.project_dir, self.agent_conn(), ServerChoice(
+                s.mcp_server, s.mcp_timeout, s.mcp_max_rows))
               for client in clients_named(s.mcp_clients)),
             *hooks,
         ]

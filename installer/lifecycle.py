@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from installer.agent_guard import large_objects
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.commands import _load, _require_installed
 from installer.console import Console
@@ -28,7 +29,7 @@ from installer.credentials import ConnInfo
 from installer.errors import ConfigError, DataError, ExitCode, InstallerError, ServerError
 from installer.installation import Installation
 from installer.prompts import confirm, interactive
-from installer.provision import AgentGrantsStep, can_login
+from installer.provision import can_login
 
 ARCHIVE_MAGIC = b"PGDMP"
 
@@ -81,8 +82,10 @@ def backup(installation: Installation, label: str = "") -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = directory / f"{owner.dbname}-{stamp}{label}.dump"
     partial = path.with_suffix(".dump.partial")
-    result = _run_tool(tools.tool("pg_dump"), ["--format=custom", "--file", str(partial),
-                                              "--dbname", owner.dbname], owner)
+    # Large objects are no learning data, and one owned by another role (the agent) would make
+    # the owner's pg_dump fail: they are left out.
+    result = _run_tool(tools.tool("pg_dump"), ["--format=custom", "--no-blobs", "--file",
+                                              str(partial), "--dbname", owner.dbname], owner)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise ServerError("pg_dump failed", details=result.stderr.strip(),
@@ -174,9 +177,9 @@ def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str,
                                                        f"also in {safety}")))
             raise
     console.step(f"Restore {path.name} into {database}", "changed", "done")
-    grants = AgentGrantsStep(installation.owner_conn(), installation.settings.agent_role)
-    if not (check := grants.check()).ok:
-        console.step(grants.title, "changed", grants.apply(check))
+    for step in installation.agent_steps():  # a dump may grant the agent more than ours
+        if not (check := step.check()).ok:
+            console.step(step.title, "changed", step.apply(check))
     console.info("run `python install.py --full` to apply migrations newer than the backup")
     console.emit_json({"ok": True, "restored": str(path), "safety_backup": str(safety)})
     return ExitCode.OK
@@ -237,9 +240,12 @@ def _git_ignores(project_dir: Path, name: str) -> bool | None:
 
 def _machine_findings(installation: Installation) -> list[Finding]:
     project_dir = installation.settings.project_dir
-    findings = [Finding("npx (runs the MCP server)", "ok" if shutil.which("npx") else "warning",
-                        shutil.which("npx") or "not on PATH",
-                        "" if shutil.which("npx") else "install Node.js 18 or newer")]
+    findings = []
+    if installation.settings.mcp_server == "npx" and installation.settings.mcp_clients:
+        findings.append(Finding("npx (runs the MCP server)",
+                                "ok" if shutil.which("npx") else "warning",
+                                shutil.which("npx") or "not on PATH",
+                                "" if shutil.which("npx") else "install Node.js 18 or newer"))
     for name, why in ((".env", "it holds passwords"), ("backups/", "backups hold your data")):
         ignored = _git_ignores(project_dir, name)
         if ignored is False:
@@ -256,11 +262,27 @@ def _machine_findings(installation: Installation) -> list[Finding]:
     return findings
 
 
+def _large_object_findings(installation: Installation) -> list[Finding]:
+    """The learning data uses no large object: any there was made by hand or by an agent."""
+    admin = installation.backend.admin_conn().to(dbname=installation.settings.database)
+    try:
+        found = large_objects(admin)
+    except (InstallerError, psycopg.Error):
+        return []
+    if not found:
+        return [Finding("large objects", "ok", "none")]
+    return [Finding("large objects", "warning", f"{len(found)}: {', '.join(found[:10])}"
+                    + (" …" if len(found) > 10 else ""),
+                    "the learning data uses none and backups leave them out; remove one with "
+                    "`SELECT lo_unlink(OID)` as the admin")]
+
+
 def cmd_doctor(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
                console: Console) -> ExitCode:
     try:
         installation = _load(project_dir, settings, console, probe_docker=False)
-        findings = [*_step_findings(installation), *_machine_findings(installation)]
+        findings = [*_step_findings(installation), *_machine_findings(installation),
+                    *_large_object_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]
     for f in findings:

@@ -36,8 +36,8 @@ def _apply(name: str, project: Path) -> tuple[McpConfigStep, str]:
 
 def _assert_entry(name: str, text: str, path: Path) -> None:
     entry = CLIENTS[name].entry_in(text, path)
-    assert entry is not None and entry["command"] == "npx"
-    assert entry["args"][-1] == "postgresql://learning_agent@127.0.0.1:5999/learning_system"
+    assert entry is not None and entry["args"][1] == "mcp-server"
+    assert "postgresql://learning_agent@127.0.0.1:5999/learning_system" in entry["args"]
     assert "s3cret-Pass" not in text
 
 

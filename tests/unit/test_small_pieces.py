@@ -50,7 +50,7 @@ def test_pgpass_escapes_and_replaces_only_its_line() -> None:
 
 def test_mcp_entry_has_no_password_and_merge_keeps_other_servers() -> None:
     agent = ConnInfo("127.0.0.1", 5432, "learning_system", "learning_agent", "secret")
-    entry = server_entry(agent)
+    entry = server_entry(agent, Path("/checkout"))
     assert "secret" not in str(entry)
     existing = json.dumps({"mcpServers": {"x": {"command": "y"}}, "k": 1})
     merged = CLIENTS["claude-code"].merged(existing, entry, Path(".mcp.json"))
