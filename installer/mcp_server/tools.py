@@ -83,7 +83,7 @@ SELECT DISTINCT ON (s.id) s.id, s.content, s.status, s.confidence, s.similarity,
 
 
 def build_server(agent: ConnInfo, limits: Limits) -> MCPServer:
-    server: MCPServer = MCPServer("learning-db", instructions=INSTRUCTIONS)
+    server: MCPServer = MCPServer("learning-db", instructions=INSTRUCTIONS, log_level="WARNING")
 
     def answer(call: Callable[[], Any]) -> str:
         try:

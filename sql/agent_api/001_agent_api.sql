@@ -1,8 +1,9 @@
 -- The agent role reads every table but writes none: what an agent may record goes through
 -- these functions. Each one is SECURITY DEFINER (it runs as the owner of the learning
 -- database, which owns the tables), pins its search_path, validates and caps its inputs, and
--- switches the import mode off so the learning-pipeline triggers always fire. PUBLIC may not
--- execute them; the installer grants USAGE on the schema and EXECUTE to the agent role only.
+-- switches the import mode off (installer.agent_call) so the learning-pipeline triggers fire.
+-- PUBLIC may not execute them; the installer grants USAGE on the schema and EXECUTE to the
+-- agent role only.
 
 -- Memories are "tagged for easy retrieval" (the collaboration design document). The same
 -- definition as the collaboration module's own migration, so either may come first.
@@ -59,6 +60,15 @@ BEGIN
 END;
 $$;
 
+-- Every agent_api function starts here: whatever the caller set, the import mode is off for
+-- the rest of the transaction, so the learning-pipeline and task-flow triggers always fire.
+CREATE FUNCTION installer.agent_call() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM set_config('learning.import', 'off', true);
+END;
+$$;
+
 -- The agents row for a name (created on first use), so memories, artifacts and claims can
 -- point at it. NULL when no name is given.
 CREATE FUNCTION installer.agent_row(p_name text, p_type text DEFAULT NULL) RETURNS uuid
@@ -83,10 +93,11 @@ CREATE FUNCTION agent_api.record_interaction(
     p_response text DEFAULT NULL, p_duration_ms double precision DEFAULT NULL,
     p_metadata jsonb DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     new_id uuid;
 BEGIN
+    PERFORM installer.agent_call();
     INSERT INTO interaction_logs (from_agent, to_agent, message_type, payload, response,
                                   duration_ms, metadata)
     VALUES (installer.agent_text(p_from_agent, 'from_agent', 200, true),
@@ -106,10 +117,11 @@ CREATE FUNCTION agent_api.record_agent_metric(
     p_execution_time_ms double precision DEFAULT NULL, p_error_message text DEFAULT NULL,
     p_metadata jsonb DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     new_id uuid;
 BEGIN
+    PERFORM installer.agent_call();
     IF p_success IS NULL THEN
         RAISE EXCEPTION 'success is required' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -131,11 +143,12 @@ CREATE FUNCTION agent_api.add_memory(
     p_importance double precision DEFAULT 0.5, p_session_id uuid DEFAULT NULL,
     p_agent_name text DEFAULT NULL, p_metadata jsonb DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     new_id uuid;
     tag text;
 BEGIN
+    PERFORM installer.agent_call();
     p_tags := coalesce(p_tags, '{}');
     IF cardinality(p_tags) > 32 THEN
         RAISE EXCEPTION 'a memory takes at most 32 tags, not %', cardinality(p_tags)
@@ -161,10 +174,11 @@ CREATE FUNCTION agent_api.create_artifact(
     p_uri text DEFAULT NULL, p_session_id uuid DEFAULT NULL, p_task_id uuid DEFAULT NULL,
     p_agent_name text DEFAULT NULL, p_metadata jsonb DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     new_id uuid;
 BEGIN
+    PERFORM installer.agent_call();
     INSERT INTO artifacts (session_id, task_id, created_by, name, artifact_type, content, uri,
                            metadata)
     VALUES (p_session_id, p_task_id, installer.agent_row(p_agent_name),
@@ -182,10 +196,11 @@ $$;
 -- JSON; NULL when there is none.
 CREATE FUNCTION agent_api.claim_task(p_agent_type text, p_agent_name text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     claimed jsonb;
 BEGIN
+    PERFORM installer.agent_call();
     p_agent_type := installer.agent_text(p_agent_type, 'agent_type', 200, true);
     SELECT to_jsonb(t) INTO claimed
       FROM claim_task(p_agent_type, installer.agent_row(
@@ -200,10 +215,11 @@ CREATE FUNCTION agent_api.update_task_status(
     p_task_id uuid, p_status text, p_result jsonb DEFAULT NULL, p_error text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     updated jsonb;
 BEGIN
+    PERFORM installer.agent_call();
     IF p_status IS NULL OR p_status NOT IN ('pending', 'claimed', 'running', 'completed',
                                             'failed', 'cancelled') THEN
         RAISE EXCEPTION 'status % is not one of pending, claimed, running, completed, failed, '
@@ -229,10 +245,11 @@ CREATE FUNCTION agent_api.submit_feedback(
     p_session_id uuid DEFAULT NULL, p_chunk_id uuid DEFAULT NULL, p_given_by text DEFAULT NULL,
     p_metadata jsonb DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     new_id uuid;
 BEGIN
+    PERFORM installer.agent_call();
     IF p_feedback_type IS NULL OR p_feedback_type NOT IN ('thumbs_up', 'thumbs_down', 'rating',
                                                           'comment') THEN
         RAISE EXCEPTION 'feedback_type % is not one of thumbs_up, thumbs_down, rating, comment',
@@ -257,10 +274,11 @@ CREATE FUNCTION agent_api.enqueue_learning(
     p_confidence double precision DEFAULT 0.5, p_priority integer DEFAULT 0,
     p_embedding real[] DEFAULT NULL, p_metadata jsonb DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp SET learning.import = 'off' AS $$
+SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     new_id uuid;
 BEGIN
+    PERFORM installer.agent_call();
     IF p_embedding IS NOT NULL AND (cardinality(p_embedding) <> 768 OR EXISTS (
             SELECT 1 FROM unnest(p_embedding) AS x WHERE x IS NULL OR x = 'NaN'
                                                       OR x IN ('Infinity', '-Infinity'))) THEN
@@ -282,5 +300,5 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_api FROM PUBLIC;
 REVOKE ALL ON FUNCTION installer.agent_text(text, text, integer, boolean),
     installer.agent_json(jsonb, text, integer),
     installer.agent_number(double precision, text, double precision, double precision),
-    installer.agent_row(text, text) FROM PUBLIC;
+    installer.agent_row(text, text), installer.agent_call() FROM PUBLIC;
 
