@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -120,13 +121,24 @@ def _check_archive(path: Path) -> None:
                             "(pg_dump --format=custom); nothing was changed")
 
 
+# An archive's table of contents: "ID; CATALOG OID TYPE SCHEMA NAME OWNER"; large objects are
+# "BLOB"/"BLOBS" (up to 16) or "LARGE OBJECT…"/"BLOB METADATA" (17), with their ACL and COMMENT.
+_LARGE_OBJECT_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:(?:ACL|COMMENT) - )?(?:BLOB|LARGE OBJECT)")
+
+
+def _left_out(line: str) -> bool:
+    """Extensions belong to the admin role; large objects are no learning data, and one that
+    exists already (owned by the agent) would make the restore fail."""
+    return " EXTENSION " in line or bool(_LARGE_OBJECT_ENTRY.match(line))
+
+
 def restore(installation: Installation, path: Path) -> None:
     """Replace the learning database's objects with the archive's, in one transaction.
 
     `pg_restore --clean` cannot drop the constraints of partitioned tables, so the archive is
     turned into a script and run by psql in one transaction after `DROP OWNED BY
-    CURRENT_USER` (everything the owner role has in this database). Extensions are left as the
-    installer made them: they belong to the admin role."""
+    CURRENT_USER` (everything the owner role has in this database). Extensions and large
+    objects are left out (see _left_out)."""
     owner = _require_server(installation)
     tools = client_binaries(installation)
     listing = _run_tool(tools.tool("pg_restore"), ["--list", str(path)], owner)
@@ -134,7 +146,7 @@ def restore(installation: Installation, path: Path) -> None:
         raise DataError(f"cannot read {path}: {listing.stderr.strip()}",
                         hint="the file is damaged or newer than these client tools; nothing "
                         "was changed")
-    kept = [line for line in listing.stdout.splitlines() if " EXTENSION " not in line]
+    kept = [line for line in listing.stdout.splitlines() if not _left_out(line)]
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=path.parent) as scratch:
         entries, script = Path(scratch) / "entries.list", Path(scratch) / "restore.sql"
         entries.write_text("\n".join(kept) + "\n")

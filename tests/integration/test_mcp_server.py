@@ -169,7 +169,8 @@ def test_typed_writes_land_and_leave_with_the_export(installed: Project) -> None
     assert "parser" in memory["tags"] and "design" in memory["tags"]
     assert any(r["name"] == "parser.py" for r in _rows(installed, "artifacts"))
     assert any(r["status"] == "completed" for r in _rows(installed, "tasks"))
-    assert any(r["feedback_type"] == "thumbs_down" for r in _rows(installed, "conversation_feedback"))
+    feedback = _rows(installed, "conversation_feedback")
+    assert any(r["feedback_type"] == "thumbs_down" for r in feedback)
     queue = {r["source_type"]: r for r in _rows(installed, "learning_queue")}
     assert queue["feedback"]["status"] == "pending"  # the pipeline trigger fired
     assert queue["manual"]["content"] == "tabs matter in parsers"

@@ -85,3 +85,14 @@ def test_normalise_strips_bom_and_line_endings() -> None:
     assert normalise(b"\xef\xbb\xbfA\r\nB\rC\n", Path("x.sql")) == "A\nB\nC\n"
     with pytest.raises(MigrationError, match="line 2 is not valid UTF-8"):
         normalise(b"ok\n\xff\n", Path("x.sql"))
+
+
+def test_restore_leaves_out_extensions_and_large_objects() -> None:
+    from installer.lifecycle import _left_out
+
+    assert _left_out("3385; 3079 16385 EXTENSION - vector ")
+    assert _left_out("3386; 2613 16402 BLOB - 16402 learning_agent")
+    assert _left_out("3387; 0 0 BLOBS - BLOBS ")
+    assert _left_out("3388; 0 0 ACL - LARGE OBJECT 16402 learning_agent")
+    assert _left_out("3389; 2613 16402 LARGE OBJECT - 16402 learning")
+    assert not _left_out("215; 1259 16410 TABLE public blob_notes learning")
