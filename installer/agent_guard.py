@@ -196,5 +196,11 @@ class AgentGuardStep(Step):
         return Check("repair", "; ".join(e.what for e in self.found))
 
     def apply(self, check: Check) -> str:
-        self.guard.repair(self.found)
+        try:
+            self.guard.repair(self.found)
+        except psycopg.Error as exc:
+            raise ServerError(f"could not take back what the agent role holds beyond its grants: "
+                              f"{db.reason(exc)}", details=check.detail,
+                              hint="an admin role with more rights (a superuser) can; or revoke "
+                              "these by hand") from exc
         return f"revoked: {check.detail}"
