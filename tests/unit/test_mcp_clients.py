@@ -10,9 +10,17 @@ import pytest
 import tomlkit
 
 from installer import jsonc
+from installer.config import resolve_settings
 from installer.credentials import ConnInfo
 from installer.errors import ConfigError
-from installer.mcp_config import CLIENTS, SERVER_NAME, read_text
+from installer.mcp_config import (
+    CLIENTS,
+    MCP_SERVER_PACKAGE,
+    SERVER_NAME,
+    ServerChoice,
+    read_text,
+    server_entry,
+)
 from installer.project_steps import McpConfigStep
 
 AGENT = ConnInfo("127.0.0.1", 5999, "learning_system", "learning_agent", "s3cret-Pass")
@@ -142,3 +150,18 @@ def test_dry_run_diff_shows_only_our_entry(tmp_path: Path) -> None:
     removed = [line for line in diff.splitlines() if line.startswith("-")][1:]  # after ---
     assert removed == []  # the other server's lines are untouched
     assert path.read_text() == original
+
+
+def test_npx_choice_and_builtin_limits_shape_the_entry(tmp_path: Path) -> None:
+    npx = server_entry(AGENT, tmp_path, ServerChoice(kind="npx"))
+    assert npx == {"command": "npx", "args": [
+        "-y", MCP_SERVER_PACKAGE, "postgresql://learning_agent@127.0.0.1:5999/learning_system"]}
+    builtin = server_entry(AGENT, tmp_path, ServerChoice(timeout=2.5, max_rows=40))
+    assert Path(builtin["command"]).is_absolute()
+    assert builtin["args"][0] == str(tmp_path / "install.py")
+    assert builtin["args"][-4:] == ["--timeout", "2.5", "--max-rows", "40"]
+
+
+def test_unknown_mcp_server_setting_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown MCP server 'node'"):
+        resolve_settings(tmp_path, {}, environ={"LEARNING_MCP_SERVER": "node"})
