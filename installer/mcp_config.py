@@ -61,8 +61,8 @@ def server_entry(agent: ConnInfo, project_dir: Path,
     if choice.kind == "npx":
         return {"command": "npx", "args": ["-y", MCP_SERVER_PACKAGE, url]}
     return {"command": str(installer_python(project_dir)),
-            "args": [str(project_dir.absolute() / "install.py"), "mcp-server", "--url", url,
-                     "--timeout", f"{choice.timeout:g}", "--max-rows", str(choice.max_rows)]}
+            "args": [str(project_dir.absolute() / "install.py"), "mcp-server", "--timeout",
+                     f"{choice.timeout:g}", "--max-rows", str(choice.max_rows), "--url", url]}
 
 
 class McpClient(ABC):

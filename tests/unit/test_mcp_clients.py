@@ -45,7 +45,7 @@ def _apply(name: str, project: Path) -> tuple[McpConfigStep, str]:
 def _assert_entry(name: str, text: str, path: Path) -> None:
     entry = CLIENTS[name].entry_in(text, path)
     assert entry is not None and entry["args"][1] == "mcp-server"
-    assert "postgresql://learning_agent@127.0.0.1:5999/learning_system" in entry["args"]
+    assert entry["args"][-1] == "postgresql://learning_agent@127.0.0.1:5999/learning_system"
     assert "s3cret-Pass" not in text
 
 
@@ -159,7 +159,8 @@ def test_npx_choice_and_builtin_limits_shape_the_entry(tmp_path: Path) -> None:
     builtin = server_entry(AGENT, tmp_path, ServerChoice(timeout=2.5, max_rows=40))
     assert Path(builtin["command"]).is_absolute()
     assert builtin["args"][0] == str(tmp_path / "install.py")
-    assert builtin["args"][-4:] == ["--timeout", "2.5", "--max-rows", "40"]
+    assert builtin["args"][1:] == ["mcp-server", "--timeout", "2.5", "--max-rows", "40", "--url",
+                                   "postgresql://learning_agent@127.0.0.1:5999/learning_system"]
 
 
 def test_unknown_mcp_server_setting_is_refused(tmp_path: Path) -> None:
