@@ -6,14 +6,11 @@ it); the password from ~/.pgpass (libpq) or, when it names the same role, the pr
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-from typing import Any
-
 from psycopg.conninfo import conninfo_to_dict
 
 from installer import credentials as cred
-from installer.console import Console
+from installer.config import find_env_file
+from installer.context import RunContext
 from installer.credentials import ConnInfo
 from installer.envfile import read_env
 from installer.errors import ConfigError, ExitCode
@@ -42,13 +39,12 @@ def agent_from(url: str | None, recorded: dict[str, str]) -> ConnInfo:
     return agent
 
 
-def cmd_mcp_server(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                   console: Console) -> ExitCode:
+def cmd_mcp_server(ctx: RunContext) -> ExitCode:
     from installer.mcp_server.database import Limits
     from installer.mcp_server.tools import build_server
 
-    env_path = Path(settings["env_file"]) if settings.get("env_file") else project_dir / ".env"
-    agent = agent_from(args.url, read_env(env_path))
+    args = ctx.args
+    agent = agent_from(args.url, read_env(find_env_file(ctx.project_dir, ctx.settings)))
     limits = Limits(statement_timeout_ms=int(args.timeout * 1000), max_rows=args.max_rows)
     build_server(agent, limits).run("stdio")
     return ExitCode.OK
