@@ -47,7 +47,7 @@ class Excess:
     """One privilege beyond ours and the statements that remove it."""
 
     what: str
-    fix: list[sql.Composable] = field(default_factory=list)
+    fix: list[sql.Composed] = field(default_factory=list)
     as_admin: bool = False  # else as the owner role
 
 
@@ -64,8 +64,7 @@ class AgentGuard:
                                (self.agent,)).fetchone()
             if oid is None:
                 return []
-            superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = "
-                                     "current_user").fetchone()[0]
+            superuser = _one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             found = [*self._memberships(conn, oid[0]), *self._ownership(conn, oid[0]),
                      *self._tables(conn), *self._schemas(conn), *self._functions(conn),
                      *self._default_privileges(conn, oid[0])]
@@ -125,8 +124,8 @@ class AgentGuard:
             yield Excess(f"may create objects in schema {name}", [
                 sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}, PUBLIC").format(
                     sql.Identifier(name), sql.Identifier(self.agent))])
-        if conn.execute("SELECT has_database_privilege(%s, current_database(), 'CREATE, "
-                        "TEMPORARY')", (self.agent,)).fetchone()[0]:
+        if _one(conn, "SELECT has_database_privilege(%s, current_database(), 'CREATE, TEMPORARY')",
+                (self.agent,)):
             yield Excess("may create schemas or temporary tables in the database", [
                 sql.SQL("REVOKE CREATE, TEMPORARY ON DATABASE {} FROM {}, PUBLIC").format(
                     sql.Identifier(self.owner.dbname), sql.Identifier(self.agent))])
@@ -162,14 +161,19 @@ class AgentGuard:
 
     def _large_object_creators(self, conn: psycopg.Connection) -> Iterator[Excess]:
         for function in LARGE_OBJECT_CREATORS:
-            if conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')",
-                            (self.agent, f"pg_catalog.{function}")).fetchone()[0]:
+            if _one(conn, "SELECT has_function_privilege(%s, %s, 'EXECUTE')",
+                    (self.agent, f"pg_catalog.{function}")):
                 target = sql.SQL("FUNCTION pg_catalog.{}").format(sql.SQL(function))
                 yield Excess(f"may create large objects ({function})", [
                     sql.SQL("REVOKE EXECUTE ON {} FROM {}, PUBLIC").format(
                         target, sql.Identifier(self.agent)),
                     sql.SQL("GRANT EXECUTE ON {} TO {}").format(
                         target, sql.Identifier(self.owner.user))], as_admin=True)
+
+
+def _one(conn: psycopg.Connection, query: str, params: tuple[str, ...] = ()) -> bool:
+    row = conn.execute(query, params).fetchone()
+    return bool(row and row[0])
 
 
 def large_objects(admin: ConnInfo) -> list[str]:

@@ -261,11 +261,9 @@ class AgentGrantsStep(Step):
             return Check("blocked", "after the learning database exists")
         except psycopg.errors.UndefinedObject:  # the role was dropped: the roles step recreates it
             return Check("blocked", f"after role {self.agent} exists again")
-        if tables or functions:
-            return Check("change", ", ".join(filter(None, (
-                tables and f"SELECT on {len(tables)} table(s)",
-                functions and f"EXECUTE on {len(functions)} agent_api function(s)"))))
-        return ok()
+        missing = ([f"SELECT on {len(tables)} table(s)"] if tables else []) + (
+            [f"EXECUTE on {len(functions)} agent_api function(s)"] if functions else [])
+        return Check("change", ", ".join(missing)) if missing else ok()
 
     def apply(self, check: Check) -> str:
         agent = sql.Identifier(self.agent)

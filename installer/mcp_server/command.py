@@ -25,7 +25,7 @@ def agent_from(url: str | None, recorded: dict[str, str]) -> ConnInfo:
         if parts.get("password"):
             raise ConfigError("--url holds a password",
                               hint="leave it out: the server reads ~/.pgpass or .env")
-        agent = ConnInfo(str(parts.get("host", "127.0.0.1")), int(parts.get("port", 5432)),
+        agent = ConnInfo(str(parts.get("host", "127.0.0.1")), int(str(parts.get("port", 5432))),
                          str(parts.get("dbname", "")), str(parts.get("user", "")))
     elif recorded.get("LEARNING_AGENT_USER"):
         agent = ConnInfo(recorded.get("PGHOST", "127.0.0.1"), int(recorded.get("PGPORT", 5432)),

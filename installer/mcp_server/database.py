@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -119,14 +119,14 @@ class Answer:
         return json.dumps(body, ensure_ascii=False, default=str)
 
 
-def read(info: ConnInfo, limits: Limits, statement: str | sql.Composable,
+def read(info: ConnInfo, limits: Limits, statement: str | sql.Composed,
          params: Mapping[str, Any] | None = None) -> Answer:
     """Rows of one read-only statement, at most `limits.max_rows` of them."""
     if isinstance(statement, str) and not statement.strip():
         raise AgentError("the query is empty: send one SQL statement")
     with transaction(info, limits, read_only=True) as cur:
         answer = Answer([], [])
-        stream = cur.stream(statement, params)
+        stream = cast(Generator[tuple[Any, ...], None, None], cur.stream(statement, params))
         size, cut = 0, False
         try:
             for row in stream:
