@@ -21,6 +21,7 @@ from installer.mcp_config import (
     read_text,
     server_entry,
 )
+from installer.mcp_server.command import agent_from
 from installer.project_steps import McpConfigStep
 
 AGENT = ConnInfo("127.0.0.1", 5999, "learning_system", "learning_agent", "s3cret-Pass")
@@ -166,3 +167,13 @@ def test_npx_choice_and_builtin_limits_shape_the_entry(tmp_path: Path) -> None:
 def test_unknown_mcp_server_setting_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown MCP server 'node'"):
         resolve_settings(tmp_path, {}, environ={"LEARNING_MCP_SERVER": "node"})
+
+
+def test_server_takes_the_password_from_env_never_from_the_url() -> None:
+    recorded = {"LEARNING_AGENT_USER": "learning_agent", "LEARNING_AGENT_PASSWORD": "pw"}
+    agent = agent_from("postgresql://learning_agent@127.0.0.1:5999/learning_system", recorded)
+    assert (agent.host, agent.port, agent.dbname, agent.password) == (
+        "127.0.0.1", 5999, "learning_system", "pw")
+    assert agent_from("postgresql://other@h:1/d", recorded).password is None  # ~/.pgpass
+    with pytest.raises(ConfigError, match="holds a password"):
+        agent_from("postgresql://learning_agent:secret@h:1/d", recorded)
