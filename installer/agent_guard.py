@@ -34,9 +34,10 @@ _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
 
 
 def functions_we_create(sql_dir: Path) -> frozenset[str]:
-    """schema.name of every function the migrations create (unqualified: public)."""
+    """schema.name of every function the migrations and the migration engine's own SQL
+    (installer/sql/) create; unqualified names are in public."""
     names = set()
-    for path in sql_dir.glob("*/*.sql"):
+    for path in [*sql_dir.glob("*/*.sql"), *(Path(__file__).parent / "sql").glob("*.sql")]:
         for name in _FUNCTION.findall(path.read_text(encoding="utf-8")):
             names.add(name.lower() if "." in name else f"public.{name.lower()}")
     return frozenset(names)

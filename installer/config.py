@@ -47,6 +47,7 @@ class Settings:
     mcp_max_rows: int = 500  # builtin server: rows one query returns at most
     import_exports: bool = True
     install_hooks: bool = True
+    capture_agent_work: bool = True  # Claude Code hooks record sessions and sub-agent runs
     health_timeout: float = 60.0
     modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
     sources: dict[str, str] = field(default_factory=dict)
@@ -88,6 +89,7 @@ _ENVIRONMENT = {
     "mcp_max_rows": ("LEARNING_MCP_MAX_ROWS", "LEARNING_MCP_MAX_ROWS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
+    "capture_agent_work": ("LEARNING_CAPTURE_AGENT_WORK", "LEARNING_CAPTURE_AGENT_WORK"),
 }
 
 

@@ -17,6 +17,7 @@ from installer.agent_guard import AgentGuardStep, functions_we_create
 from installer.backends.base import Backend
 from installer.backends.docker import DockerBackend
 from installer.backends.native import NativeBackend
+from installer.capture.steps import CaptureSpoolStep, ClaudeHooksStep
 from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
@@ -87,6 +88,7 @@ class Installation:
             "LEARNING_MCP_MAX_ROWS": str(self.settings.mcp_max_rows),
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
+            "LEARNING_CAPTURE_AGENT_WORK": str(self.settings.capture_agent_work).lower(),
         } | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
@@ -119,12 +121,14 @@ class Installation:
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),
             *self.agent_steps(),
+            CaptureSpoolStep(s.project_dir, self.owner_conn()),
             *exchange,
             PgpassStep(self.agent_conn()),
             *(McpConfigStep(client, s.project_dir, self.agent_conn(), ServerChoice(
                 s.mcp_server, s.mcp_timeout, s.mcp_max_rows))
               for client in clients_named(s.mcp_clients)),
             *hooks,
+            ClaudeHooksStep(s.project_dir, s.capture_agent_work, s.env_file),
         ]
 
 

@@ -302,3 +302,11 @@ REVOKE ALL ON FUNCTION installer.agent_text(text, text, integer, boolean),
     installer.agent_number(double precision, text, double precision, double precision),
     installer.agent_row(text, text), installer.agent_call() FROM PUBLIC;
 
+-- migrate:down
+-- memories.tags stays: the collaboration module defines it too.
+DROP SCHEMA agent_api CASCADE;
+DROP FUNCTION installer.agent_row(text, text);
+DROP FUNCTION installer.agent_call();
+DROP FUNCTION installer.agent_number(double precision, text, double precision, double precision);
+DROP FUNCTION installer.agent_json(jsonb, text, integer);
+DROP FUNCTION installer.agent_text(text, text, integer, boolean);
