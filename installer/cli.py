@@ -18,6 +18,7 @@ from installer.config import MODES
 from installer.console import Console
 from installer.context import Command, RunContext
 from installer.errors import ConfigError, ExitCode, InstallerError, file_problem
+from installer.mcp_server import command as mcp_server_command
 from installer.wizard import profile_for_run
 
 # Every command and the function that runs it. A new command: a sub-parser in build_parser()
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Command] = {
     "export": commands.cmd_export,
     "import": commands.cmd_import,
     "hooks": commands.cmd_hooks,
+    "mcp-server": mcp_server_command.cmd_mcp_server,
     "print-config": show_config.cmd_print_config,  # --print-config, with any command
 }
 # commands that change the server, the database or the checkout's files: one run at a time
@@ -141,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--remote", default="origin", help=argparse.SUPPRESS)
     hooks.add_argument("--refspec", action="append", default=[], help=argparse.SUPPRESS)
     hooks.add_argument("--git-pid", type=int, default=0, help=argparse.SUPPRESS)
+    mcp = sub.add_parser("mcp-server", parents=[common],
+                         help="serve the learning database to one MCP client on stdio (the "
+                         "client configs start it)")
+    mcp.add_argument("--url", help="the agent role's postgresql:// URL, without a password "
+                     "(default: from .env)")
+    mcp.add_argument("--timeout", type=float, default=30.0,
+                     help="seconds a statement may run (default 30)")
+    mcp.add_argument("--max-rows", type=int, default=500,
+                     help="rows returned by one query at most (default 500)")
     return parser
 
 

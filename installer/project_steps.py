@@ -9,7 +9,7 @@ from installer.credentials import ConnInfo, mask
 from installer.envfile import merge_env_text, read_env, write_env
 from installer.errors import ServerError
 from installer.fileutil import text_diff, write_if_changed
-from installer.mcp_config import McpClient, read_text, server_entry
+from installer.mcp_config import BUILTIN, McpClient, ServerChoice, read_text, server_entry
 from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, read_pgpass, write_pgpass
@@ -129,11 +129,13 @@ class PgpassStep(Step):
 class McpConfigStep(Step):
     """Our server entry in one MCP client's configuration file, merged without clobbering."""
 
-    def __init__(self, client: McpClient, project_dir: Path, agent: ConnInfo):
+    def __init__(self, client: McpClient, project_dir: Path, agent: ConnInfo,
+                 choice: ServerChoice = BUILTIN):
         self.client = client
         self.path = client.path(project_dir)
-        self.entry = server_entry(agent)
-        self.title = f"MCP server for {client.label} in {self.path} (read-only role, no password)"
+        self.url = agent.url(with_password=False)
+        self.entry = server_entry(agent, project_dir, choice)
+        self.title = f"MCP server for {client.label} in {self.path} (agent role, no password)"
 
     def _texts(self) -> tuple[str, str]:
         current = read_text(self.path)
@@ -144,7 +146,7 @@ class McpConfigStep(Step):
         if current == merged:
             return ok()
         return Check("create" if not self.path.exists() else "change",
-                     f"learning-db server for {self.entry['args'][-1]}")
+                     f"learning-db server for {self.url}")
 
     def apply(self, check: Check) -> str:
         _, merged = self._texts()
