@@ -122,9 +122,10 @@ BEGIN
 END;
 $$;
 
--- The document's function and trigger names. enqueue_negative_feedback() and
--- enqueue_owner_correction() of learning_pipeline/001 are no longer used but stay: replaying
--- that file (re-creating a dropped table, see installer/schema_drift.py) creates its triggers.
+-- The document's function and trigger names do the enqueueing from here on. The triggers of
+-- learning_pipeline/001 (conversation_feedback_enqueue, owner_corrections_enqueue) stay, as
+-- later files and the replay of 001 (re-creating a dropped table, installer/schema_drift.py)
+-- expect them, but their functions no longer do anything.
 CREATE OR REPLACE FUNCTION trigger_learning_from_negative_feedback() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -163,12 +164,24 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-DROP TRIGGER conversation_feedback_enqueue ON conversation_feedback;
 CREATE TRIGGER trg_feedback_learning AFTER INSERT ON conversation_feedback
-    FOR EACH ROW EXECUTE FUNCTION trigger_learning_from_negative_feedback();
-DROP TRIGGER owner_corrections_enqueue ON owner_corrections;
+    FOR EACH ROW WHEN (NOT learning_import_in_progress())
+    EXECUTE FUNCTION trigger_learning_from_negative_feedback();
 CREATE TRIGGER trg_corrections_learning AFTER INSERT ON owner_corrections
-    FOR EACH ROW EXECUTE FUNCTION trigger_learning_from_corrections();
+    FOR EACH ROW WHEN (NOT learning_import_in_progress())
+    EXECUTE FUNCTION trigger_learning_from_corrections();
+CREATE OR REPLACE FUNCTION enqueue_negative_feedback() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NULL;  -- superseded by trigger_learning_from_negative_feedback()
+END;
+$$;
+CREATE OR REPLACE FUNCTION enqueue_owner_correction() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NULL;  -- superseded by trigger_learning_from_corrections()
+END;
+$$;
 
 -- updated_at as set_updated_at() keeps it, plus reviewed_at when an item leaves 'pending'.
 CREATE OR REPLACE FUNCTION update_learning_queue_timestamp() RETURNS trigger
@@ -412,12 +425,45 @@ DROP TRIGGER IF EXISTS trg_learning_queue_updated_at ON learning_queue;
 CREATE TRIGGER learning_queue_updated_at BEFORE UPDATE ON learning_queue
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 DROP FUNCTION IF EXISTS update_learning_queue_timestamp();
+CREATE OR REPLACE FUNCTION enqueue_negative_feedback() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF learning_import_in_progress()
+       OR NOT (NEW.feedback_type = 'thumbs_down' OR coalesce(NEW.rating, 5) <= 2) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO learning_queue (source_type, source_id, session_id, content, context,
+                                confidence, priority, status)
+    SELECT 'feedback', NEW.id, NEW.session_id,
+           coalesce(NEW.comment, 'negative feedback: ' || NEW.feedback_type
+                    || coalesce(' ' || NEW.rating, '')),
+           c.content, CASE WHEN NEW.rating = 1 THEN 0.7 ELSE 0.5 END, 0, 'pending'
+      FROM (SELECT NULL) AS one
+      LEFT JOIN conversation_chunks c ON c.id = NEW.chunk_id
+    ON CONFLICT (source_type, source_id) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION enqueue_owner_correction() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF learning_import_in_progress() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO learning_queue (source_type, source_id, session_id, content, context,
+                                confidence, priority, status)
+    VALUES ('correction', NEW.id, NEW.session_id, NEW.corrected_response, NEW.original_response,
+            CASE NEW.priority WHEN 'critical' THEN 1.0 WHEN 'high' THEN 0.9
+                              WHEN 'normal' THEN 0.75 ELSE 0.6 END,
+            CASE NEW.priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2
+                              WHEN 'normal' THEN 1 ELSE 0 END,
+            'approved')
+    ON CONFLICT (source_type, source_id) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
 DROP TRIGGER IF EXISTS trg_corrections_learning ON owner_corrections;
-CREATE TRIGGER owner_corrections_enqueue AFTER INSERT ON owner_corrections
-    FOR EACH ROW EXECUTE FUNCTION enqueue_owner_correction();
 DROP TRIGGER IF EXISTS trg_feedback_learning ON conversation_feedback;
-CREATE TRIGGER conversation_feedback_enqueue AFTER INSERT ON conversation_feedback
-    FOR EACH ROW EXECUTE FUNCTION enqueue_negative_feedback();
 DROP FUNCTION IF EXISTS trigger_learning_from_corrections();
 DROP FUNCTION IF EXISTS trigger_learning_from_negative_feedback();
 ALTER TABLE learning_audit_log DROP COLUMN IF EXISTS performed_at,
