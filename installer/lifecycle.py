@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-
-from installer import program
+from installer import db, program
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.context import RunContext
 from installer.credentials import ConnInfo
@@ -41,7 +39,7 @@ ARCHIVE_MAGIC = b"PGDMP"
 
 # -- client tools -----------------------------------------------------------------------------
 def _server_major(conn: ConnInfo) -> int:
-    with psycopg.connect(**conn.kwargs()) as connection:
+    with db.connect(conn) as connection:
         return int(connection.info.server_version) // 10000
 
 

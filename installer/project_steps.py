@@ -10,10 +10,10 @@ from installer.credentials import ConnInfo, mask
 from installer.envfile import merge_env_text, read_env, write_env
 from installer.fileutil import text_diff, write_if_changed
 from installer.mcp_config import McpClient, read_text, server_entry
-from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
+from installer.migrations import Migrator, load_module_migrations, plan, refuse_unsafe
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, write_pgpass
-from installer.steps import Check, Step, ok
+from installer.steps import Check, DatabaseStep, Step, ok
 
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL")
 
@@ -54,21 +54,24 @@ class EnvFileStep(Step):
         return text_diff(self.path, old, new, mask_line=_masked_env_line)
 
 
-class MigrationsStep(Step):
+class MigrationsStep(DatabaseStep):
     title = "Schema migrations"
 
     def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
+        super().__init__(owner)
         self.migrator = Migrator(owner.kwargs(), select_modules(sql_dir, modules))
         self.pending: list[str] = []  # what the last check found to apply, for the plan
 
     def check(self) -> Check:
-        try:
-            current = self.migrator.plan()
-        except psycopg.OperationalError:
+        found = super().check()
+        if found.state == "blocked":  # everything is pending
             self.pending = [m.id for module in self.migrator.modules
                             for m in load_module_migrations(module)]
-            return Check("blocked", "after the learning database exists, apply "
-                         + ", ".join(self.pending))
+            return Check("blocked", f"{found.detail}; then apply {', '.join(self.pending)}")
+        return found
+
+    def check_in(self, conn: psycopg.Connection) -> Check:
+        current = plan(conn, self.migrator.modules)
         refuse_unsafe(current, allow_out_of_order=False)
         self.pending = [m.id for m in current.pending]
         if current.pending:

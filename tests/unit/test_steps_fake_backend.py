@@ -44,7 +44,7 @@ from installer.schema_maintenance import (
     MaterializedViewsStep,
     PartitionsStep,
 )
-from installer.steps import Check, Step, ok, run_steps
+from installer.steps import Check, DatabaseStep, Step, ok, run_steps
 
 REPO = Path(__file__).resolve().parent.parent.parent
 FAKE = "fake-for-tests"
@@ -322,9 +322,11 @@ def test_steps_that_need_the_server_are_blocked_while_it_is_down(
     assert blocked == [RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep,
                        EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
                        AgentGrantsStep]
-    for result in results:
+    for step, result in zip(installation.steps(), results, strict=True):
         if result.check.state == "blocked":
             assert result.detail.startswith("will follow: after the")
+        if isinstance(step, DatabaseStep):  # the reason it waits, from libpq
+            assert "Connection refused" in result.check.detail
 
 
 def test_a_blocked_step_whose_server_never_came_up_is_a_server_error(
