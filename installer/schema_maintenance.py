@@ -50,15 +50,15 @@ class EmbeddingColumnsStep(_OwnerStep):
             "SELECT * FROM unconverted_embedding_columns()")]
         if pending:
             return Check("change", "convert to pgvector: " + ", ".join(pending))
-        total, vector = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE embedding_is_vector(table_name::regclass, "
-            "column_name)) FROM installer.embedding_columns").fetchone()
+        total, vector = db.one(
+            conn, "SELECT count(*), count(*) FILTER (WHERE embedding_is_vector("
+            "table_name::regclass, column_name)) FROM installer.embedding_columns")
         if total and vector == total:
             return ok(f"{total} column(s) use pgvector with HNSW indexes")
         return ok(f"{total} column(s) use the real[] fallback (no pgvector on this server)")
 
     def apply_in(self, conn: psycopg.Connection) -> str:
-        converted = conn.execute("SELECT convert_embedding_columns()").fetchone()[0]
+        converted = db.one(conn, "SELECT convert_embedding_columns()")[0]
         return f"converted {converted} column(s) to vector with HNSW indexes, data kept"
 
 
