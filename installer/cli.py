@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="apply files numbered below the last applied one")
     migrate.add_argument("--accept-checksum", metavar="MODULE/NNN_name",
                          help="record the current checksum of an edited, applied file")
+    migrate.add_argument("--rollback-to", metavar="MODULE/NNN",
+                         help="revert what was applied after MODULE/NNN (000: the whole module) "
+                         "with the files' down parts, after a backup")
+    migrate.add_argument("--dry-run", action="store_true",
+                         help="with --rollback-to: list what would be reverted, change nothing")
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
     sub.add_parser("compose", parents=[common],
                    help="write compose.yaml for the docker-mode container (no password in it)")

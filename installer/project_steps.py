@@ -6,11 +6,12 @@ from pathlib import Path
 
 import psycopg
 
+from installer import db, schema_drift
 from installer.credentials import ConnInfo, mask
 from installer.envfile import merge_env_text, read_env, write_env
 from installer.fileutil import text_diff, write_if_changed
 from installer.mcp_config import McpClient, read_text, server_entry
-from installer.migrations import Migrator, load_module_migrations, plan, refuse_unsafe
+from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, write_pgpass
 from installer.steps import Check, DatabaseStep, Step, ok
@@ -55,32 +56,47 @@ class EnvFileStep(Step):
 
 
 class MigrationsStep(DatabaseStep):
+    """Pending migrations applied; objects of applied ones that someone dropped re-created."""
+
     title = "Schema migrations"
+    autocommit = True  # the engine runs each file in its own transaction
 
     def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
         super().__init__(owner)
-        self.migrator = Migrator(owner.kwargs(), select_modules(sql_dir, modules))
+        self.modules = select_modules(sql_dir, modules)
         self.pending: list[str] = []  # what the last check found to apply, for the plan
 
     def check(self) -> Check:
         found = super().check()
         if found.state == "blocked":  # everything is pending
-            self.pending = [m.id for module in self.migrator.modules
+            self.pending = [m.id for module in self.modules
                             for m in load_module_migrations(module)]
             return Check("blocked", f"{found.detail}; then apply {', '.join(self.pending)}")
         return found
 
     def check_in(self, conn: psycopg.Connection) -> Check:
-        current = plan(conn, self.migrator.modules)
+        current = Migrator(conn, self.modules).plan()
+        missing = schema_drift.find(conn)
         refuse_unsafe(current, allow_out_of_order=False)
         self.pending = [m.id for m in current.pending]
+        todo = []
+        if missing:
+            todo.append("re-create " + "; ".join(m.describe() for m in missing))
         if current.pending:
-            return Check("change", "apply " + ", ".join(self.pending))
+            todo.append("apply " + ", ".join(self.pending))
+        if todo:
+            return Check("repair" if missing else "change", "; ".join(todo))
         return ok(f"{len(current.applied)} applied, none pending")
 
     def apply(self, check: Check) -> str:
-        applied = self.migrator.migrate()
-        return "applied " + ", ".join(m.id for m in applied) if applied else "none pending"
+        with db.connect(self.conn, autocommit=True) as conn:
+            migrator = Migrator(conn, self.modules)
+            restored = schema_drift.repair(migrator)
+            applied = migrator.migrate()
+        done = [f"re-created {', '.join(restored)}"] if restored else []
+        if applied:
+            done.append("applied " + ", ".join(m.id for m in applied))
+        return "; ".join(done) or "none pending"
 
 
 class PgpassStep(Step):

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import psycopg
 
@@ -67,13 +67,14 @@ class DatabaseStep(Step):
     (the server, the roles) are what will make it answerable."""
 
     waits_for = "after the learning database exists"
+    autocommit: ClassVar[bool] = False  # of the check's connection
 
     def __init__(self, conn: ConnInfo):
         self.conn = conn
 
     def check(self) -> Check:
         try:
-            connection = db.connect(self.conn)
+            connection = db.connect(self.conn, autocommit=self.autocommit)
         except ServerError as exc:
             return Check("blocked", f"{self.waits_for} (now: {db.reason(exc.__cause__ or exc)})")
         with connection:
