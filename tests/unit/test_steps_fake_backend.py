@@ -340,4 +340,15 @@ def test_a_blocked_step_whose_server_never_came_up_is_a_server_error(
     assert code == ExitCode.SERVER
     assert server.applied == ["installed", "running"]
     assert installation.settings.env_path.exists()
-    assert "connect" in document["error"].lower() or "refused" in document["error"].lower()
+    assert "Connection refused" in document["error"], document["error"]
+
+
+def test_an_external_server_that_does_not_answer_is_to_repair_with_libpqs_reason(
+        tmp_path: Path) -> None:
+    settings = Settings(project_dir=tmp_path, mode="external",
+                        admin_url=f"postgresql://admin@127.0.0.1:{_closed_port()}/postgres")
+    backend = backends.backend_class("external").build(settings, {}, Passwords.from_env({}), [])
+    [reachable] = backend.server_steps()
+    found = reachable.check()
+    assert found.state == "repair"
+    assert found.detail.startswith("does not answer: ") and "Connection refused" in found.detail
