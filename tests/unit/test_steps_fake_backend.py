@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 import pytest
 
 from installer import backends, cli
+from installer.agent_guard import AgentGuardStep
 from installer.backends import base
 from installer.backends.base import Backend
 from installer.capture.steps import CaptureSpoolStep, ClaudeHooksStep
@@ -128,7 +129,8 @@ class FakeBackend(Backend):
 
 # Steps that talk to the database; with the fake backend they all meet a closed port.
 NEEDS_SERVER = (RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep,
-                PartitionsStep, MaterializedViewsStep, AgentGrantsStep, CaptureSpoolStep)
+                PartitionsStep, MaterializedViewsStep, AgentGrantsStep, AgentGuardStep,
+                CaptureSpoolStep)
 
 
 class LocalOnly(Installation):
@@ -195,7 +197,8 @@ def test_steps_come_in_install_order_with_the_backends_steps_after_env(
     assert _kinds(steps) == [
         EnvFileStep, FakeServerStep, FakeServerStep, RolesAndDatabaseStep, VectorExtensionStep,
         MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
-        AgentGrantsStep, CaptureSpoolStep, PgpassStep, McpConfigStep, ClaudeHooksStep]
+        AgentGrantsStep, AgentGuardStep, CaptureSpoolStep, PgpassStep, McpConfigStep,
+        ClaudeHooksStep]
     assert [s.title for s in steps[1:3]] == ["Fake server installed", "Fake server running"]
 
 
@@ -321,7 +324,7 @@ def test_steps_that_need_the_server_are_blocked_while_it_is_down(
                if r.check.state == "blocked"]
     assert blocked == [RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep,
                        EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
-                       AgentGrantsStep]
+                       AgentGrantsStep, AgentGuardStep]
     for step, result in zip(installation.steps(), results, strict=True):
         if result.check.state == "blocked":
             assert result.detail.startswith("will follow: after the")
