@@ -37,6 +37,7 @@ from installer.errors import (
     ServerError,
 )
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
+from installer.exchange.triggers import ExchangeTriggersStep
 from installer.installation import Installation
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, RolesAndDatabaseStep, VectorExtensionStep
@@ -130,7 +131,7 @@ class FakeBackend(Backend):
 # Steps that talk to the database; with the fake backend they all meet a closed port.
 NEEDS_SERVER = (RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep,
                 PartitionsStep, MaterializedViewsStep, AgentGrantsStep, AgentGuardStep,
-                CaptureSpoolStep)
+                ExchangeTriggersStep, CaptureSpoolStep)
 
 
 class LocalOnly(Installation):
@@ -197,8 +198,8 @@ def test_steps_come_in_install_order_with_the_backends_steps_after_env(
     assert _kinds(steps) == [
         EnvFileStep, FakeServerStep, FakeServerStep, RolesAndDatabaseStep, VectorExtensionStep,
         MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
-        AgentGrantsStep, AgentGuardStep, CaptureSpoolStep, PgpassStep, McpConfigStep,
-        ClaudeHooksStep]
+        AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep, CaptureSpoolStep, PgpassStep,
+        McpConfigStep, ClaudeHooksStep]
     assert [s.title for s in steps[1:3]] == ["Fake server installed", "Fake server running"]
 
 
@@ -324,7 +325,7 @@ def test_steps_that_need_the_server_are_blocked_while_it_is_down(
                if r.check.state == "blocked"]
     assert blocked == [RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep,
                        EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
-                       AgentGrantsStep, AgentGuardStep]
+                       AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep]
     for step, result in zip(installation.steps(), results, strict=True):
         if result.check.state == "blocked":
             assert result.detail.startswith("will follow: after the")
