@@ -264,7 +264,9 @@ def evaluate(mutant: Mutant | None, timeout: float, keep: bool) -> Outcome:
             result = run_tests(copy, probe.tests, timeout)
         except subprocess.TimeoutExpired:
             return Outcome(probe, "killed", time.monotonic() - started, f"timeout {timeout:.0f}s")
-        tail = (result.stdout.strip().splitlines() or [""])[-1]
+        lines = result.stdout.strip().splitlines() or [""]
+        failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+        tail = (failed[0][:160] + " | " if failed else "") + lines[-1]
         if result.returncode == 0:
             verdict = "survived" if mutant else "passed"
         elif result.returncode == 1:

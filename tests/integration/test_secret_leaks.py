@@ -10,6 +10,7 @@ healthy and with the server stopped, with the sampler still running.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -189,3 +190,8 @@ def test_no_password_in_files_outside_env_and_pgpass(installed: Installed) -> No
     pgpass = (project.home / ".pgpass").read_text()
     assert installed.secrets["LEARNING_AGENT_PASSWORD"] in pgpass
     assert installed.secrets["LEARNING_ADMIN_PASSWORD"] not in pgpass
+
+
+def test_backups_are_private_files(installed: Installed) -> None:
+    dumps = list((installed.project.path / "backups").glob("*.dump"))
+    assert dumps and all(stat.S_IMODE(d.stat().st_mode) == 0o600 for d in dumps)
