@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -223,3 +224,17 @@ def test_install_hooks_0_leaves_the_hook_out(repo: Project) -> None:  # noqa: F8
     assert not (repo.path / hooks / "pre-push").exists()
     assert repo.run("hooks", "install").returncode == 0
     assert (repo.path / hooks / "pre-push").exists()
+
+
+# -- exchange -----------------------------------------------------------------------------------
+
+def test_export_files_are_ordered_by_primary_key(project: Project) -> None:
+    installed(project)
+    with psycopg.connect(project.read_env()["DATABASE_URL"]) as conn:
+        for n in range(30):  # random UUIDs: insertion order is not key order
+            conn.execute("INSERT INTO agent_metrics (agent_name, task_type, success) "
+                         "VALUES (%s, 'x', true)", (f"agent {n}",))
+    assert project.run("export").returncode == 0
+    with (project.path / "exports" / "csv" / "agent_metrics.csv").open(newline="") as f:
+        ids = [row["id"] for row in csv.DictReader(f)]
+    assert len(ids) == 30 and ids == sorted(ids)
