@@ -174,7 +174,10 @@ def test_ctrl_c_during_install_exits_130(project: Project) -> None:
          "--data-dir", str(project.data_dir), "--port", str(project.port)],
         cwd=project.path, env=project.env(), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    time.sleep(1.5)  # well inside the install (initdb, start, migrations)
+    deadline = time.monotonic() + 120  # until the install is under way: the cluster exists
+    while not (project.data_dir / "pgdata" / "PG_VERSION").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
     out, err = process.communicate(timeout=120)
     assert process.returncode == ExitCode.INTERRUPTED, out + err
@@ -208,6 +211,12 @@ def test_hook_stays_out_of_skipped_detached_and_other_branch_pushes(repo: Projec
     assert not (repo.path / "exports").exists()
     git(repo, "checkout", "-q", "main")
 
+    merge_head = repo.path / ".git" / "MERGE_HEAD"  # a merge in progress: no export
+    merge_head.write_text(git(repo, "rev-parse", "HEAD").stdout)
+    busy = git(repo, "push", "origin", "main")
+    assert "merge" in output(busy) and not (repo.path / "exports").exists()
+    merge_head.unlink()
+
     (repo.path / "notes.txt").write_text("staged work")
     git(repo, "add", "notes.txt")
     pushed = git(repo, "push", "origin", "main")
@@ -238,3 +247,35 @@ def test_export_files_are_ordered_by_primary_key(project: Project) -> None:
     with (project.path / "exports" / "csv" / "agent_metrics.csv").open(newline="") as f:
         ids = [row["id"] for row in csv.DictReader(f)]
     assert len(ids) == 30 and ids == sorted(ids)
+
+
+def test_a_file_whose_row_count_differs_from_the_manifest_is_refused(project: Project) -> None:
+    installed(project)
+    with psycopg.connect(project.read_env()["DATABASE_URL"]) as conn:
+        conn.execute("INSERT INTO agent_metrics (agent_name, task_type, success) "
+                     "VALUES ('counted', 'x', true)")
+    assert project.run("export").returncode == 0
+    manifest_path = project.path / "exports" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["tables"]["agent_metrics"]
+    entry["rows"] += 1  # the file and its SHA-256 are intact, the count is not
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    result = project.run("import")
+    assert result.returncode == ExitCode.DATA, output(result)
+    assert "agent_metrics.csv" in output(result) and "1 rows" in output(result)
+
+
+def test_import_refreshes_the_materialised_views(project: Project) -> None:
+    installed(project)
+    url = project.read_env()["DATABASE_URL"]
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO learning_queue (source_type, content) VALUES ('manual', 'x')")
+    assert project.run("export").returncode == 0
+    with psycopg.connect(url) as conn:  # as if this machine had never seen the row
+        conn.execute("TRUNCATE learning_queue CASCADE")
+        conn.execute("REFRESH MATERIALIZED VIEW daily_learning_metrics")
+    result = project.run("import")
+    assert result.returncode == 0, output(result)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT sum(items_enqueued) FROM daily_learning_metrics"
+                            ).fetchone() == (1,)
