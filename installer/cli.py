@@ -12,15 +12,34 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from installer import commands, lifecycle, show_config
+from installer import commands, db, lifecycle, program, show_config
+from installer.config import MODES
 from installer.console import Console
-from installer.errors import ConfigError, ExitCode, InstallerError, ServerError
+from installer.context import Command, RunContext
+from installer.errors import ConfigError, ExitCode, InstallerError
 from installer.wizard import profile_for_run
 
-COMMANDS = ("install", "status", "start", "stop", "uninstall", "migrate", "detect", "compose",
-            "refresh", "backup", "restore", "logs", "doctor", "export", "import", "hooks")
-
-_HANDLERS = (commands, lifecycle, show_config)  # modules holding cmd_<name> functions
+# Every command and the function that runs it. A new command: a sub-parser in build_parser()
+# and one line here.
+COMMANDS: dict[str, Command] = {
+    "install": commands.cmd_install,
+    "status": commands.cmd_status,
+    "start": commands.cmd_start,
+    "stop": commands.cmd_stop,
+    "uninstall": commands.cmd_uninstall,
+    "migrate": commands.cmd_migrate,
+    "detect": commands.cmd_detect,
+    "compose": commands.cmd_compose,
+    "refresh": commands.cmd_refresh,
+    "backup": lifecycle.cmd_backup,
+    "restore": lifecycle.cmd_restore,
+    "logs": lifecycle.cmd_logs,
+    "doctor": lifecycle.cmd_doctor,
+    "export": commands.cmd_export,
+    "import": commands.cmd_import,
+    "hooks": commands.cmd_hooks,
+    "print-config": show_config.cmd_print_config,  # --print-config, with any command
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,15 +48,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(int(ExitCode.CONFIG), f"error: {message}\n")
 
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+def _common_options() -> _Parser:
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     out = common.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="one JSON document on stdout")
     out.add_argument("--quiet", "-q", action="store_true", help="errors only")
     out.add_argument("--verbose", "-v", action="store_true", help="more detail, tracebacks")
     where = common.add_argument_group("installation")
     where.add_argument("--project-dir", type=Path, help="the checkout (default: install.py's)")
-    where.add_argument("--mode", choices=("auto", "native", "docker", "external"))
+    where.add_argument("--mode", choices=MODES)
     where.add_argument("--binaries", choices=("auto", "embedded", "system"),
                        help="native mode: which PostgreSQL binaries (auto: system if present)")
     where.add_argument("--data-dir", type=Path, help="native mode: instance directory")
@@ -61,7 +80,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
-    parser = _Parser(prog="python install.py", parents=[common],
+    parser = _Parser(prog=program.name(), parents=[common],
                      description="Install, repair and sync the PostgreSQL learning database.")
     parser.add_argument("--full", action="store_true",
                         help="install or repair everything (the default command)")
@@ -113,33 +132,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
              "image", "mcp_clients")
     return {name: getattr(args, name, None) for name in names}
 
 
+def _context(args: argparse.Namespace, project_dir: Path, console: Console) -> RunContext:
+    if not (project_dir / "sql").is_dir():
+        raise ConfigError(f"{project_dir} is not a learning-installer checkout (no sql/)",
+                          hint="run install.py from the repository, or pass --project-dir")
+    if os.environ.get("LEARNING_YES", "").lower() in ("1", "true", "yes"):
+        args.yes = True
+    flags = _flags_from(args)
+    return RunContext(project_dir=project_dir, args=args, flags=flags, console=console,
+                      profile=profile_for_run(project_dir, args, flags, console))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = "print-config" if getattr(args, "print_config", False) else (
+        args.command or "install")
     console = Console(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False),
-                      verbose=getattr(args, "verbose", False))
+                      verbose=getattr(args, "verbose", False), command=command)
     project_dir = Path(getattr(args, "project_dir", None)
                        or os.environ.get("LEARNING_PROJECT_DIR") or Path.cwd()).resolve()
-    command = args.command or "install"
     started = time.monotonic()
     try:
-        if not (project_dir / "sql").is_dir():
-            raise ConfigError(f"{project_dir} is not a learning-installer checkout (no sql/)",
-                              hint="run install.py from the repository, or pass --project-dir")
-        if os.environ.get("LEARNING_YES", "").lower() in ("1", "true", "yes"):
-            args.yes = True
-        settings = _settings_from(args)
-        settings["profile"] = profile_for_run(project_dir, args, settings, console)
-        if getattr(args, "print_config", False):
-            command = "print_config"
-        handler = next(getattr(module, f"cmd_{command}") for module in _HANDLERS
-                       if hasattr(module, f"cmd_{command}"))
-        code = handler(project_dir, args, settings, console)
+        code = COMMANDS[command](_context(args, project_dir, console))
         console.detail(f"{command} took {time.monotonic() - started:.2f} s")
         return int(code)
     except InstallerError as exc:
@@ -149,11 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "dry_run", False):  # a plan's exit codes: 0 none, 2 changes, 1 error
             return int(ExitCode.FAILED)
         return int(exc.exit_code)
-    except psycopg.OperationalError as exc:  # any command that found no server to talk to
-        console.error(ServerError(
-            f"cannot connect to the database: {str(exc).strip().splitlines()[0]}",
-            hint="start it with `python install.py start`, or repair everything with "
-            "`python install.py --full`; `python install.py doctor` shows what is wrong"))
+    except psycopg.Error as exc:  # the server refused, or was not there, outside any step
+        if console.verbose:
+            console.err.print(traceback.format_exc())
+        console.error(db.refused(exc))
         return int(ExitCode.FAILED if getattr(args, "dry_run", False) else ExitCode.SERVER)
     except KeyboardInterrupt:
         console.err.print("interrupted")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,18 @@ from psycopg import sql
 from rich.table import Table
 
 from installer import credentials as cred
+from installer import db, program
+from installer.backends.docker import DockerBackend, docker_spec
 from installer.compose import write_compose
-from installer.config import resolve_settings
+from installer.config import find_env_file, resolve_settings
 from installer.console import Console
+from installer.context import RunContext
 from installer.envfile import read_env, remove_env_keys
-from installer.errors import ConfigError, ExitCode, InstallerError
+from installer.errors import ConfigError, ExitCode, InstallerError, ServerError
 from installer.exchange import hook
 from installer.exchange.import_ import find_source
 from installer.exchange.sync import run_export, run_import
-from installer.installation import Installation, docker_spec
+from installer.installation import Installation
 from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator
 from installer.modules import select_modules
@@ -28,15 +30,7 @@ from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
 from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.schema_maintenance import refresh
-from installer.steps import StepResult, run_steps
-
-
-def _load(project_dir: Path, settings: dict[str, Any], console: Console,
-          probe_docker: bool = True) -> Installation:
-    installation = Installation.load(project_dir, settings, console, probe_docker=probe_docker)
-    for note in installation.notes:
-        console.warn(note)
-    return installation
+from installer.steps import StepResult, checked, run_steps
 
 
 def _report_detection(installation: Installation, console: Console) -> None:
@@ -54,10 +48,10 @@ def _report_detection(installation: Installation, console: Console) -> None:
                  f"port {b.get('port')}")
 
 
-def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
+def cmd_install(ctx: RunContext) -> ExitCode:
+    project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     dry_run = bool(getattr(args, "dry_run", False))
-    installation = _load(project_dir, settings, console)
+    installation = ctx.installation(installed=False, probe_docker=True)
     _report_detection(installation, console)
     console.heading("Plan" if dry_run else "Install")
     steps = installation.steps(console)
@@ -80,7 +74,7 @@ def cmd_install(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     console.info(f"  agent role (read-only): {installation.settings.agent_role}")
     mcp_files = [str(CLIENTS[name].path(project_dir)) for name in installation.settings.mcp_clients]
     console.info(f"  files: {', '.join([str(installation.settings.env_path), *mcp_files])}")
-    console.info("  next: `python install.py status`; `python install.py backup`; restart your "
+    console.info(f"  next: {program.command('status')}; {program.command('backup')}; restart your "
                  "MCP clients so they pick up the learning-db server")
     deferred = [step.deferred_error for step in steps if step.deferred_error]
     if deferred:
@@ -96,18 +90,18 @@ def _summary(installation: Installation, results: list[StepResult]) -> dict[str,
 
 
 def table_counts(installation: Installation) -> dict[str, int]:
-    with psycopg.connect(**installation.owner_conn().kwargs()) as conn:
+    with db.connect(installation.owner_conn()) as conn:
         names = [row[0] for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        return {name: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier(name))).fetchone()[0] for name in names}
+        return {name: int((conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(name))).fetchone() or (0,))[0]) for name in names}
 
 
-def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_status(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation(installed=False)
     steps = installation.steps()
-    checks = [(step.title, step.check()) for step in steps]
+    checks = [(step.title, checked(step)) for step in steps]
     healthy = all(check.ok for _, check in checks)
     pending: list[str] = []
     tables: dict[str, int] = {}
@@ -118,7 +112,7 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
         current = migrator.plan()
         pending = [m.id for m in current.pending + current.out_of_order + current.changed]
         tables = table_counts(installation)
-    except psycopg.OperationalError:
+    except (psycopg.OperationalError, ServerError):  # the checks above say why
         healthy = False
     table = Table(title=f"learning installation ({installation.settings.mode})")
     table.add_column("check")
@@ -135,9 +129,10 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
         for name, count in tables.items():
             counts.add_row(name, str(count))
         console.table(counts)
-    console.info("healthy" if healthy else "not healthy: run `python install.py --full` to repair")
+    console.info("healthy" if healthy else
+                 f"not healthy: run {program.command('--full')} to repair")
     console.emit_json({
-        "healthy": healthy, "mode": installation.settings.mode,
+        "ok": healthy, "healthy": healthy, "mode": installation.settings.mode,
         "server": installation.backend.describe(),
         "database": installation.owner_conn().masked_url(),
         "pending_migrations": pending, "tables": tables,
@@ -146,34 +141,26 @@ def cmd_status(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     return ExitCode.OK if healthy else ExitCode.SERVER
 
 
-def cmd_start(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-              console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_start(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     console.step("Start server", "changed", installation.backend.start())
     console.emit_json({"ok": True, "server": installation.backend.describe()})
     return ExitCode.OK
 
 
-def cmd_stop(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-             console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_stop(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation(installed=False)
     console.step("Stop server", "changed", installation.backend.stop())
     console.emit_json({"ok": True, "server": installation.backend.describe()})
     return ExitCode.OK
 
 
-def _require_installed(installation: Installation) -> None:
-    if not installation.recorded:
-        raise ConfigError("nothing is installed here yet (no .env)",
-                          hint="run `python install.py --full` first")
-
-
-def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                  console: Console) -> ExitCode:
+def cmd_uninstall(ctx: RunContext) -> ExitCode:
+    project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     purge = bool(getattr(args, "purge", False))
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+    installation = ctx.installation()
     if purge and not getattr(args, "yes", False):
         where = installation.backend.describe().get("data_dir")
         if not interactive():
@@ -199,14 +186,14 @@ def cmd_uninstall(project_dir: Path, args: argparse.Namespace, settings: dict[st
         console.step(".env", "changed", f"installer keys removed ({kept} of yours kept)")
     else:
         console.info(f"Data and credentials kept ({installation.settings.env_path}); "
-                     "`python install.py --full` brings it all back.")
+                     f"{program.command('--full')} brings it all back.")
     console.emit_json({"ok": True, "purged": purge})
     return ExitCode.OK
 
 
-def cmd_migrate(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_migrate(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
+    installation = ctx.installation(installed=False)
     migrator = Migrator(installation.owner_conn().kwargs(),
                         select_modules(installation.settings.sql_dir,
                                        installation.settings.modules))
@@ -236,20 +223,20 @@ def cmd_migrate(project_dir: Path, args: argparse.Namespace, settings: dict[str,
     return ExitCode.OK
 
 
-def cmd_detect(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console)
+def cmd_detect(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation(installed=False, probe_docker=True)
     _report_detection(installation, console)
     console.emit_json({"detected": installation.detection.as_dict(),
                        "mode": installation.settings.mode})
     return ExitCode.OK
 
 
-def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
-    env_path = Path(settings["env_file"]) if settings.get("env_file") else project_dir / ".env"
+def cmd_compose(ctx: RunContext) -> ExitCode:
+    project_dir, settings, console = ctx.project_dir, ctx.settings, ctx.console
+    env_path = find_env_file(project_dir, settings)
     recorded = read_env(env_path)
-    other_mode = recorded.get("LEARNING_MODE", "docker") != "docker"
+    other_mode = recorded.get("LEARNING_MODE", DockerBackend.mode) != DockerBackend.mode
     if other_mode:  # its recorded port and names belong to that server, not to a container
         console.warn(f"this checkout is installed in {recorded['LEARNING_MODE']} mode; "
                      "compose.yaml describes a separate docker-mode server")
@@ -261,24 +248,22 @@ def cmd_compose(project_dir: Path, args: argparse.Namespace, settings: dict[str,
                  f"{spec.image} as {spec.name}, port {spec.host}:{spec.port}, volume {spec.volume}")
     if cred.ADMIN_PASSWORD not in recorded:
         console.warn(f"{env_path} holds no LEARNING_ADMIN_PASSWORD yet: run "
-                     "`python install.py --mode docker` first (compose reads the password there)")
+                     f"{program.command('--mode docker')} first (compose reads the password there)")
     console.emit_json({"ok": True, "path": str(path), "changed": changed})
     return ExitCode.OK
 
 
-def cmd_refresh(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_refresh(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     done = refresh(installation.owner_conn(), console)
     console.emit_json({"ok": True, **done})
     return ExitCode.OK
 
 
-def cmd_export(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_export(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     exports = installation.settings.exports_dir
     result = run_export(installation.owner_conn(), exports, console)
     console.info(f"{len(result.changed_files)} file(s) changed in {exports}" if result.changed
@@ -288,10 +273,9 @@ def cmd_export(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     return ExitCode.OK
 
 
-def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_import(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
+    installation = ctx.installation()
     exports = installation.settings.exports_dir
     folder = Path(args.from_dir).resolve() if getattr(args, "from_dir", None) else exports
     if folder != exports and not folder.is_dir():
@@ -313,8 +297,8 @@ def cmd_import(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
     return ExitCode.OK
 
 
-def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-              console: Console) -> ExitCode:
+def cmd_hooks(ctx: RunContext) -> ExitCode:
+    project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     action = args.action
     if action == "install":
         console.step("git pre-push hook", "changed", hook.install_hook(project_dir))
@@ -326,7 +310,7 @@ def cmd_hooks(project_dir: Path, args: argparse.Namespace, settings: dict[str, A
     else:  # run-pre-push, called by the hook: never fails the push
         lines = sys.stdin.read().splitlines()
         try:
-            installation = _load(project_dir, settings, console, probe_docker=False)
+            installation = ctx.installation(installed=False)
             done = hook.run_pre_push(project_dir, installation.owner_conn(), console,
                                      args.remote, lines, args.git_pid)
             console.info(f"learning export: {done}")

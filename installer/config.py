@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from installer import backends
 from installer.errors import ConfigError
 
-MODES = ("auto", "native", "docker", "external")
+MODES = (backends.AUTO, *backends.modes())
 BINARIES = ("auto", "embedded", "system")
-DEFAULT_NATIVE_PORT = 5432
-DEFAULT_DOCKER_PORT = 5433
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Settings:
     image: str = "pgvector/pgvector:pg16"  # docker mode
     container_name: str = "learning-postgres"
     volume_name: str | None = None  # None: "<container_name>-data"
-    admin_url: str | None = None  # external mode, from a profile: no password (LEARNING_ADMIN_URL)
+    admin_url: str | None = None  # external mode: LEARNING_ADMIN_URL or a profile (no password)
     admin_password_env: str | None = None  # the variable holding its password (default below)
     env_file: Path | None = None
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
@@ -77,11 +76,19 @@ _ENVIRONMENT = {
     "container_name": ("LEARNING_CONTAINER", "LEARNING_CONTAINER"),
     "volume_name": ("LEARNING_VOLUME", "LEARNING_VOLUME"),
     "health_timeout": ("LEARNING_HEALTH_TIMEOUT", None),
+    "admin_url": ("LEARNING_ADMIN_URL", None),  # may hold a password: never recorded, masked
     "modules": ("LEARNING_MODULES", "LEARNING_MODULES"),
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
 }
+
+
+def environment_variable(name: str) -> str | None:
+    """The environment variable that sets the setting `name`, if any."""
+    return _ENVIRONMENT.get(name, (None, None))[0]
+
+
 # The mode recorded in .env is where the installation lives; re-runs go back to it.
 _RECORDED_ONLY_WHEN_AUTO = {"mode"}
 
@@ -115,6 +122,13 @@ def split_profile(cli: Mapping[str, Any], profile: Mapping[str, Any] | None = No
     flags = {key: value for key, value in cli.items() if key != "profile"}
     chosen = cli.get("profile")
     return flags, profile if profile is not None or chosen is None else chosen.values
+
+
+def find_env_file(project_dir: Path, cli: Mapping[str, Any]) -> Path:
+    """The run's .env: --env-file, else the profile's env_file, else the checkout's .env."""
+    flags, profile = split_profile(cli)
+    chosen = flags.get("env_file") or (profile or {}).get("env_file")
+    return Path(chosen).expanduser() if chosen else project_dir / ".env"
 
 
 def resolve_settings(

@@ -2,7 +2,8 @@
 
 Nothing else in the installer prints. Steps report through `step()`, long waits through
 `working()`, errors through `error()`. With `--json` human output is suppressed and the command
-emits one JSON object on stdout at the end. rich honours NO_COLOR and non-terminals by itself.
+emits one JSON object on stdout at the end, in the envelope `emit_json` describes. rich honours
+NO_COLOR and non-terminals by itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from rich.table import Table
 
 from installer.errors import InstallerError
 
+JSON_VERSION = 1  # of the envelope below; raised when a key changes meaning or goes away
+
 MARKS = {
     "ok": "[green]✓[/]",
     "changed": "[cyan]✓[/]",
@@ -32,8 +35,10 @@ MARKS = {
 
 
 class Console:
-    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False,
+                 command: str = ""):
         self.json_mode = json_mode
+        self.command = command  # named in the JSON envelope
         self.quiet = quiet or json_mode
         self.verbose = verbose
         self.out = RichConsole(highlight=False, soft_wrap=True)
@@ -113,9 +118,13 @@ class Console:
 
     # -- machine output and errors -----------------------------------------------------------
     def emit_json(self, payload: dict[str, Any]) -> None:
+        """With --json, one document: the envelope {"version", "command", "ok", "steps",
+        "warnings"} and the command's own keys beside it (`ok` defaults to true)."""
         if self.json_mode:
-            payload = {**payload, "steps": self.steps, "warnings": self.warnings}
-            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+            document = {"version": JSON_VERSION, "command": self.command,
+                        "ok": bool(payload.get("ok", True)), **payload,
+                        "steps": self.steps, "warnings": self.warnings}
+            sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
     def error(self, exc: InstallerError) -> None:
         if self.json_mode:

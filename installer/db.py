@@ -32,6 +32,22 @@ def unreachable(info: ConnInfo, exc: BaseException, details: str | None = None) 
         details=details)
 
 
+def refused(exc: psycopg.Error, doing: str = "") -> ServerError:
+    """A `psycopg.Error` that escaped a step or a command, as the server's own reason (exit 5).
+
+    A lost connection reads as "cannot connect"; anything else the server refused (a missing
+    privilege, a failed statement) names what was being done and the server's reason."""
+    if isinstance(exc, psycopg.OperationalError) and not getattr(exc, "sqlstate", None):
+        return ServerError(
+            f"cannot connect to the database: {reason(exc)}",
+            hint=f"start it with {program.command('start')}, or repair everything with "
+            f"{program.command('--full')}; {program.command('doctor')} shows what is wrong")
+    where = f"{doing}: " if doing else ""
+    return ServerError(f"{where}the server refused: {reason(exc)}",
+                       hint=f"{program.command('doctor')} shows what is wrong; re-run with "
+                       "--verbose for details")
+
+
 def connect(info: ConnInfo, *, autocommit: bool = False,
             session: Mapping[str, str] | None = None, **options: Any) -> psycopg.Connection:
     """A connection as `info`'s role; `session` settings are SET before it is returned.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg import errors as pgerrors
 
+from installer import program
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
 
@@ -49,7 +50,7 @@ def wait_until_healthy(
                 raise ServerError(
                     f"{what} refused the login of role {conn.user!r}: {last_error}",
                     hint="the password in .env does not match the server's; if you changed it "
-                    "by hand, restore it in .env, or run `python install.py --full` to repair "
+                    f"by hand, restore it in .env, or run {program.command('--full')} to repair "
                     "roles you own",
                 ) from exc
         except pgerrors.Error as exc:  # pragma: no cover - SELECT 1 failing is exotic

@@ -9,7 +9,6 @@ by a safety backup, so a failed or regretted restore loses nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -17,18 +16,25 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
+from installer import program
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
-from installer.commands import _load, _require_installed
-from installer.console import Console
+from installer.context import RunContext
 from installer.credentials import ConnInfo
-from installer.errors import ConfigError, DataError, ExitCode, InstallerError, ServerError
+from installer.errors import (
+    ConfigError,
+    DataError,
+    EnvironmentProblem,
+    ExitCode,
+    InstallerError,
+    ServerError,
+)
 from installer.installation import Installation
 from installer.prompts import confirm, interactive
 from installer.provision import AgentGrantsStep, can_login
+from installer.steps import checked
 
 ARCHIVE_MAGIC = b"PGDMP"
 
@@ -41,19 +47,22 @@ def _server_major(conn: ConnInfo) -> int:
 
 def client_binaries(installation: Installation) -> PgBinaries:
     """The native backend's binaries; otherwise the oldest tools not older than the server."""
-    own = getattr(installation.backend, "binaries", None)
-    if isinstance(own, PgBinaries):
+    own = installation.backend.client_tools()
+    if own is not None:
         return own
     major = _server_major(installation.owner_conn())
     usable = [b for b in (system_binaries(), embedded_binaries())
               if b is not None and b.major >= major and b.tool("pg_dump").exists()]
     if not usable:
-        raise ConfigError(f"no pg_dump for PostgreSQL {major} or newer on this machine",
+        raise EnvironmentProblem(f"no pg_dump for PostgreSQL {major} or newer on this machine",
                           hint=f"install the PostgreSQL {major} client tools")
     return min(usable, key=lambda b: b.major)
 
 
 def _run_tool(tool: Path, args: list[str], conn: ConnInfo) -> subprocess.CompletedProcess[str]:
+    if not tool.is_file():
+        raise EnvironmentProblem(f"{tool.name} is missing: no {tool}",
+                                 hint="install the PostgreSQL client tools that match the server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(PGPASSWORD=conn.password or "", PGCONNECT_TIMEOUT="10")
     command = [str(tool), "--host", conn.host, "--port", str(conn.port), "--username", conn.user,
@@ -66,8 +75,8 @@ def _require_server(installation: Installation) -> ConnInfo:
     owner = installation.owner_conn()
     if not can_login(owner):
         raise ServerError(f"cannot connect to {owner.masked_url()}",
-                          hint="start the server with `python install.py start`, or repair the "
-                          "installation with `python install.py --full`",
+                          hint=f"start the server with {program.command('start')}, or repair the "
+                          f"installation with {program.command('--full')}",
                           details=installation.backend.log_tail(10))
     return owner
 
@@ -86,21 +95,20 @@ def backup(installation: Installation, label: str = "") -> Path:
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise ServerError("pg_dump failed", details=result.stderr.strip(),
-                          hint="check that the server runs (`python install.py status`)")
+                          hint=f"check that the server runs ({program.command('status')})")
     partial.chmod(0o600)
     partial.rename(path)
     return path
 
 
-def cmd_backup(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+def cmd_backup(ctx: RunContext) -> ExitCode:
+    console = ctx.console
+    installation = ctx.installation()
     with console.working("pg_dump"):
         path = backup(installation)
     size = path.stat().st_size
     console.step("Backup", "changed", f"{path} ({size:,} bytes)")
-    console.info(f"restore it with `python install.py restore {path}`")
+    console.info(f"restore it with {program.command(f'restore {path}')}")
     console.emit_json({"ok": True, "file": str(path), "bytes": size})
     return ExitCode.OK
 
@@ -109,11 +117,11 @@ def cmd_backup(project_dir: Path, args: argparse.Namespace, settings: dict[str, 
 def _check_archive(path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"no backup file at {path}", hint="list backups/ for the files made "
-                          "by `python install.py backup`")
+                          f"by {program.command('backup')}")
     with path.open("rb") as handle:
         if handle.read(len(ARCHIVE_MAGIC)) != ARCHIVE_MAGIC:
             raise DataError(f"{path} is not a pg_dump custom-format archive",
-                            hint="restore only files made by `python install.py backup` "
+                            hint=f"restore only files made by {program.command('backup')} "
                             "(pg_dump --format=custom); nothing was changed")
 
 
@@ -148,12 +156,11 @@ def restore(installation: Installation, path: Path) -> None:
                         hint="the archive may need an extension this server lacks (pgvector)")
 
 
-def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                console: Console) -> ExitCode:
+def cmd_restore(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
     path = Path(args.file).expanduser().absolute()
     _check_archive(path)
-    installation = _load(project_dir, settings, console, probe_docker=False)
-    _require_installed(installation)
+    installation = ctx.installation()
     database = installation.settings.database
     if not getattr(args, "yes", False):
         if not interactive():
@@ -175,17 +182,17 @@ def cmd_restore(project_dir: Path, args: argparse.Namespace, settings: dict[str,
             raise
     console.step(f"Restore {path.name} into {database}", "changed", "done")
     grants = AgentGrantsStep(installation.owner_conn(), installation.settings.agent_role)
-    if not (check := grants.check()).ok:
+    if not (check := checked(grants)).ok:
         console.step(grants.title, "changed", grants.apply(check))
-    console.info("run `python install.py --full` to apply migrations newer than the backup")
+    console.info(f"run {program.command('--full')} to apply migrations newer than the backup")
     console.emit_json({"ok": True, "restored": str(path), "safety_backup": str(safety)})
     return ExitCode.OK
 
 
 # -- logs -------------------------------------------------------------------------------------
-def cmd_logs(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-             console: Console) -> ExitCode:
-    installation = _load(project_dir, settings, console, probe_docker=False)
+def cmd_logs(ctx: RunContext) -> ExitCode:
+    args, console = ctx.args, ctx.console
+    installation = ctx.installation(installed=False)
     text = installation.backend.log_tail(max(1, getattr(args, "lines", 50)))
     if not console.json_mode:
         console.out.print(text, markup=False, highlight=False)
@@ -202,7 +209,8 @@ class Finding:
     hint: str = ""
 
 
-_REPAIR = "run `python install.py --full`: it repairs exactly this"
+def _repair() -> str:
+    return f"run {program.command('--full')}: it repairs exactly this"
 
 
 def _step_findings(installation: Installation) -> list[Finding]:
@@ -210,10 +218,10 @@ def _step_findings(installation: Installation) -> list[Finding]:
     if not installation.recorded:
         findings.append(Finding("installation", "failed", "nothing is installed here yet (no "
                                 f"{installation.settings.env_path.name})",
-                                "run `python install.py --full`"))
+                                f"run {program.command('--full')}"))
     for step in installation.steps():
         try:
-            check = step.check()
+            check = checked(step)
         except InstallerError as exc:
             findings.append(Finding(step.title, "failed", exc.message, exc.hint or ""))
             continue
@@ -223,7 +231,7 @@ def _step_findings(installation: Installation) -> list[Finding]:
             findings.append(Finding(step.title, "skipped", check.detail))
         else:
             findings.append(Finding(step.title, "failed", f"{check.state}: {check.detail}",
-                                    _REPAIR))
+                                    _repair()))
     return findings
 
 
@@ -252,14 +260,14 @@ def _machine_findings(installation: Installation) -> list[Finding]:
         "FATAL:" in line and "password authentication failed" not in line)]
     if serious:
         findings.append(Finding("server log", "warning", serious[-1][:200],
-                                "read it with `python install.py logs`"))
+                                f"read it with {program.command('logs')}"))
     return findings
 
 
-def cmd_doctor(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-               console: Console) -> ExitCode:
+def cmd_doctor(ctx: RunContext) -> ExitCode:
+    console = ctx.console
     try:
-        installation = _load(project_dir, settings, console, probe_docker=False)
+        installation = ctx.installation(installed=False)
         findings = [*_step_findings(installation), *_machine_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]

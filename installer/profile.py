@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from installer import program
 from installer.config import BINARIES, MODES, Settings
 from installer.errors import ConfigError
 from installer.fileutil import write_atomic
@@ -203,8 +204,8 @@ def save_profile(path: Path, values: dict[str, Any], description: str) -> None:
     """Write answers as a profile that `--profile PATH` replays (validated before writing)."""
     plain = {key: str(value) if isinstance(value, Path) else value
              for key, value in values.items() if value is not None}
-    text = ("# Saved by the installer's wizard; replay with `python install.py --profile "
-            f"{path}`.\n" + yaml.safe_dump({"description": description, **plain},
-                                           sort_keys=False, allow_unicode=True))
+    replay = program.command(f"--profile {path}")
+    text = (f"# Saved by the installer's wizard; replay with {replay}.\n" + yaml.safe_dump(
+        {"description": description, **plain}, sort_keys=False, allow_unicode=True))
     parse_profile(text, path, path.parent)
     write_atomic(path, text.encode("utf-8"))

@@ -16,6 +16,7 @@ from abc import abstractmethod
 import psycopg
 from psycopg import sql
 
+from installer import program
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
@@ -126,7 +127,7 @@ class MaterializedViewsStep(_OwnerStep):
         if empty:
             return Check("change", "fill " + ", ".join(empty))
         count = len(_views(conn, only_empty=False))
-        return ok(f"{count} view(s); `python install.py refresh` updates them" if count
+        return ok(f"{count} view(s); {program.command('refresh')} updates them" if count
                   else "none installed")
 
     def _apply(self, conn: psycopg.Connection) -> str:
@@ -147,7 +148,7 @@ def refresh(owner: ConnInfo, console: Console) -> dict[str, list[str]]:
             views = _refresh_views(conn, _views(conn, only_empty=False))
     except psycopg.OperationalError as exc:
         raise ServerError(f"cannot reach the learning database: {exc}".strip(),
-                          hint="start the server with `python install.py start`") from exc
+                          hint=f"start the server with {program.command('start')}") from exc
     console.step("learning_events partitions", "changed" if partitions else "ok",
                  "created " + ", ".join(partitions) if partitions else "none missing")
     console.step("Materialised views", "changed" if views else "ok",

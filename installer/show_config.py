@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from installer import credentials as cred
-from installer.config import Settings, resolve_settings
-from installer.console import Console
+from installer.config import Settings, environment_variable, find_env_file, resolve_settings
+from installer.context import RunContext
 from installer.envfile import read_env
 from installer.errors import ExitCode
 
 _PASSWORDS = (("admin password", cred.ADMIN_PASSWORD), ("owner password", cred.OWNER_PASSWORD),
               ("agent password", cred.AGENT_PASSWORD))
+_URL_PASSWORD = re.compile(r"://([^/@\s:]+):([^/@\s]+)@")
 
 
 def effective_config(project_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Setting -> {value, source}; passwords and variables named by `*_env` settings masked."""
     profile = settings.get("profile")
-    values = profile.values if profile else {}
-    env_file = settings.get("env_file") or values.get("env_file") or project_dir / ".env"
-    recorded = read_env(Path(env_file))
+    env_file = find_env_file(project_dir, settings)
+    recorded = read_env(env_file)
     resolved = resolve_settings(project_dir, settings, recorded=recorded)
     result: dict[str, dict[str, Any]] = {}
     for field in dataclasses.fields(Settings):
@@ -35,6 +35,10 @@ def effective_config(project_dir: Path, settings: dict[str, Any]) -> dict[str, d
         source = resolved.sources.get(field.name, "command line")
         if source == "profile" and profile:
             source = f"profile {profile.where(field.name)}"
+        elif source == "environment":
+            source = f"environment {environment_variable(field.name)}"
+        if field.name == "admin_url" and isinstance(value, str):
+            value = _URL_PASSWORD.sub(lambda m: f"://{m[1]}:{cred.mask(m[2])}@", value)
         if field.name.endswith("_env") and isinstance(value, str):
             held = os.environ.get(value)
             value = f"{value} ({'set: ' + cred.mask(held) if held else 'not set'})"
@@ -52,8 +56,8 @@ def _shown(value: Any) -> str:
     return "(default)" if value is None else str(value)
 
 
-def cmd_print_config(project_dir: Path, args: argparse.Namespace, settings: dict[str, Any],
-                     console: Console) -> ExitCode:
+def cmd_print_config(ctx: RunContext) -> ExitCode:
+    project_dir, settings, console = ctx.project_dir, ctx.settings, ctx.console
     config = effective_config(project_dir, settings)
     table = Table(title="effective settings (highest wins: command line > environment > "
                         "profile > .env > default)")

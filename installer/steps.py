@@ -9,9 +9,14 @@ repairs exactly what is broken.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+import psycopg
+
+from installer import db
 from installer.console import Console
 from installer.errors import InstallerError
 
@@ -63,10 +68,25 @@ class StepResult:
     diff: str = ""
 
 
+@contextmanager
+def server_errors(step: Step) -> Iterator[None]:
+    """A `psycopg.Error` escaping a step becomes a ServerError naming the step (exit 5)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise db.refused(exc, step.title) from exc
+
+
+def checked(step: Step) -> Check:
+    """`step.check()`, with the server's errors translated."""
+    with server_errors(step):
+        return step.check()
+
+
 def run_steps(steps: list[Step], console: Console, *, dry_run: bool = False) -> list[StepResult]:
     results = []
     for step in steps:
-        check = step.check()
+        check = checked(step)
         if check.ok:
             result = StepResult(step.title, "ok", check.detail, check)
         elif dry_run:
@@ -75,7 +95,7 @@ def run_steps(steps: list[Step], console: Console, *, dry_run: bool = False) -> 
             result = StepResult(step.title, "planned", f"{verb}: {check.detail}".rstrip(": "),
                                 check, step.diff())
         else:
-            with console.working(step.title):
+            with console.working(step.title), server_errors(step):
                 done = step.apply(check)
             result = StepResult(step.title, "changed", done, check)
         console.step(result.title, result.state, result.detail, diff=result.diff,

@@ -14,7 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from installer.config import DEFAULT_DOCKER_PORT, DEFAULT_NATIVE_PORT, Settings, resolve_settings
+from installer import backends, program
+from installer.backends.docker import DockerBackend
+from installer.backends.native import NativeBackend
+from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
 from installer.detect import Detection, detect
 from installer.envfile import read_env
@@ -25,11 +28,6 @@ from installer.prompts import interactive
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PRESEEDED = ("command line", "environment")
-MODE_HELP = {
-    "native": "native — a local PostgreSQL run by the installer (no Docker needed)",
-    "docker": "docker — a container managed through the Docker daemon",
-    "external": "external — a server that already exists (managed or team server)",
-}
 
 
 def profile_for_run(project_dir: Path, args: argparse.Namespace, cli: dict[str, Any],
@@ -48,21 +46,19 @@ def _may_ask(project_dir: Path, args: argparse.Namespace, cli: dict[str, Any],
         return False
     if getattr(args, "yes", False) or console.quiet or getattr(args, "print_config", False):
         return False
-    env_file = cli.get("env_file") or project_dir / ".env"
-    return interactive() and not read_env(Path(env_file))
+    return interactive() and not read_env(find_env_file(project_dir, cli))
 
 
 def recommended_mode(detection: Detection) -> tuple[str, str]:
     if detection.docker_daemon and not detection.in_container:
-        return "docker", f"a Docker daemon answered (engine {detection.docker_daemon})"
+        return DockerBackend.mode, f"a Docker daemon answered (engine {detection.docker_daemon})"
     if detection.docker_daemon is None:
-        return "native", "no Docker daemon answered"
-    return "native", "the installer runs inside a container"
+        return NativeBackend.mode, "no Docker daemon answered"
+    return NativeBackend.mode, "the installer runs inside a container"
 
 
-def _port_default(mode: str, settings: Settings) -> int:
-    wanted = settings.port or (DEFAULT_DOCKER_PORT if mode == "docker" else DEFAULT_NATIVE_PORT)
-    return next_free_port(wanted)
+def _port_default(default: int, settings: Settings) -> int:
+    return next_free_port(settings.port or default)
 
 
 def _valid_port(text: str) -> bool | str:
@@ -94,16 +90,18 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
         mode, why = recommended_mode(detection)
         mode = answers["mode"] = questionary.select(
             f"Where should PostgreSQL run? (recommended: {mode}, because {why})",
-            choices=[Choice(text, value=name) for name, text in MODE_HELP.items()],
+            choices=[Choice(f"{name} — {backend.summary}", value=name)
+                     for name, backend in backends.registered().items()],
             default=mode).unsafe_ask()
-    if mode == "external" and "admin_url" in asked and not os.environ.get("LEARNING_ADMIN_URL"):
+    default_port = backends.backend_class(mode).default_port
+    if default_port is None and "admin_url" in asked:  # a server the installer does not run
         answers["admin_url"] = questionary.text(
             "Admin connection of the server, without its password (the password goes in "
             "LEARNING_ADMIN_PASSWORD or ~/.pgpass)", default="postgresql://postgres@HOST:5432/"
             "postgres", validate=_valid_admin_url).unsafe_ask()
-    if "port" in asked and mode != "external":
+    if "port" in asked and default_port is not None:
         answers["port"] = int(questionary.text(
-            "Port for the server", default=str(_port_default(mode, settings)),
+            "Port for the server", default=str(_port_default(default_port, settings)),
             validate=_valid_port).unsafe_ask())
     if "database" in asked:
         answers["database"] = questionary.text(
@@ -129,5 +127,5 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
         path = Path(questionary.text("Profile file", default=str(
             project_dir / "profiles" / "local.yaml")).unsafe_ask()).expanduser()
         save_profile(path, answers, "answers given to the installer's wizard")
-        console.info(f"Saved {path}; replay with `python install.py --profile {path}`.")
+        console.info(f"Saved {path}; replay with {program.command(f'--profile {path}')}.")
     return Profile(path, answers, {})

@@ -1,16 +1,34 @@
-"""The small interface every backend (native, docker, external) implements."""
+"""The small interface every backend (native, docker, external) implements, and the registry
+that finds a backend by its mode name."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-from installer.credentials import ConnInfo
+from installer.credentials import ConnInfo, Passwords
 from installer.steps import Step
+
+if TYPE_CHECKING:
+    from installer.binaries import PgBinaries
+    from installer.config import Settings
 
 
 class Backend(ABC):
-    mode: str
+    mode: ClassVar[str]  # its name: --mode, LEARNING_MODE, profiles
+    summary: ClassVar[str]  # one line for the wizard's choice
+    default_port: ClassVar[int | None]  # None: the port is the server's, not the installer's
+    owns_admin_password: ClassVar[bool] = True  # False: the admin password is not ours to keep
+    may_lock_other_databases: ClassVar[bool] = True  # False: a shared server; hands off the rest
+    needs_docker: ClassVar[bool] = False  # detection probes the Docker daemon for this mode
+
+    @classmethod
+    @abstractmethod
+    def build(cls, settings: Settings, recorded: Mapping[str, str], passwords: Passwords,
+              notes: list[str]) -> Self:
+        """The backend the settings describe; `notes` collects warnings for the user (a port
+        moved). Changes nothing; raises ConfigError/EnvironmentProblem when it cannot be."""
 
     @abstractmethod
     def server_steps(self) -> list[Step]:
@@ -43,3 +61,22 @@ class Backend(ABC):
 
     @abstractmethod
     def log_tail(self, lines: int = 30) -> str: ...
+
+    def client_tools(self) -> PgBinaries | None:
+        """The pg_dump/psql that belong to this server, or None: the newest on the machine."""
+        return None
+
+
+_REGISTRY: dict[str, type[Backend]] = {}
+B = TypeVar("B", bound=type[Backend])
+
+
+def register(cls: B) -> B:
+    """Class decorator: makes a backend available under its `mode` name."""
+    _REGISTRY[cls.mode] = cls
+    return cls
+
+
+def registered() -> dict[str, type[Backend]]:
+    """Mode name -> backend class, in the order they were registered."""
+    return dict(_REGISTRY)

@@ -3,7 +3,7 @@
 One container (labelled as the installer's), one named volume for the data, the port published
 on 127.0.0.1 only. The image initialises the data directory only on its first start, with the
 POSTGRES_PASSWORD it is given then; afterwards the password lives in the volume, so the
-installer never generates a new one while the volume exists (see installation.build_docker).
+installer never generates a new one while the volume exists (see DockerBackend.build).
 
 Works against Docker and against podman's Docker-compatible API, which differs in ways handled
 here: the health status may stay `starting` forever (podman without systemd runs no checks), so
@@ -15,21 +15,27 @@ qualified, so images are compared by ID.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from requests import RequestException
 
-from installer.backends.base import Backend
-from installer.credentials import ADMIN_PASSWORD, ConnInfo
-from installer.errors import EnvironmentProblem, ServerError
+from installer import program
+from installer.backends.base import Backend, register
+from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
+from installer.errors import ConfigError, EnvironmentProblem, ServerError
 from installer.health import wait_until_healthy
+from installer.ports import decide_port
 from installer.provision import server_answers
 from installer.steps import Check, Step, ok
+
+if TYPE_CHECKING:
+    from installer.config import Settings
 
 LABEL_MANAGED = "io.learning-installer.managed"
 LABEL_PROJECT = "io.learning-installer.project"
@@ -97,6 +103,18 @@ class ContainerSpec:
         }
 
 
+DEFAULT_PORT = 5433  # beside a native server's 5432
+
+
+def docker_spec(settings: Settings) -> ContainerSpec:
+    """The container the settings describe (the port is decided later, see build)."""
+    return ContainerSpec(
+        image=settings.image, name=settings.container_name,
+        volume=settings.volume_name or f"{settings.container_name}-data", host=settings.host,
+        port=settings.port or DEFAULT_PORT, user=settings.admin_user,
+        project_dir=settings.project_dir.resolve())
+
+
 def open_engine(timeout: float = PING_TIMEOUT) -> tuple[docker.DockerClient, str]:
     """A client for the engine DOCKER_HOST (or the default socket) names, and the engine's
     name. Both come from `/_ping`'s headers: podman takes over a second to answer `/version`,
@@ -123,8 +141,12 @@ def connect() -> docker.DockerClient:
             "DOCKER_HOST; or use --mode native") from exc
 
 
+@register
 class DockerBackend(Backend):
     mode = "docker"
+    summary = "a container managed through the Docker daemon"
+    default_port = DEFAULT_PORT
+    needs_docker = True
 
     def __init__(self, *, client: docker.DockerClient, spec: ContainerSpec, password: str,
                  health_timeout: float):
@@ -133,6 +155,24 @@ class DockerBackend(Backend):
         self.password = password
         self.health_timeout = health_timeout
         self.fresh_volume = False  # created in this run: a missing container is then no repair
+
+    @classmethod
+    def build(cls, settings: Settings, recorded: Mapping[str, str], passwords: Passwords,
+              notes: list[str]) -> Self:
+        backend = cls(client=connect(), spec=docker_spec(settings), password=passwords.admin,
+                      health_timeout=settings.health_timeout)
+        if backend.volume_exists() and "admin" in passwords.generated:
+            # the image set the password when it first initialised the volume; a new one never
+            # works
+            raise ConfigError(
+                f"the data volume {backend.spec.volume} exists but {settings.env_path} holds no "
+                "admin password for it (was .env deleted?)",
+                hint="restore .env from a backup; or, to start over and delete that volume's "
+                f"data, run `docker rm -f {backend.spec.name}; docker volume rm "
+                f"{backend.spec.volume}`")
+        backend.spec.port = decide_port(settings, backend.running_port(), cls.default_port,
+                                        notes)
+        return backend
 
     # -- state ------------------------------------------------------------------------------
     def container(self) -> Container | None:
@@ -261,7 +301,7 @@ class DockerBackend(Backend):
         found = self.container()
         if found is None:
             raise ServerError(f"there is no container {self.spec.name}",
-                              hint="run `python install.py --full` to re-create it (the data "
+                              hint=f"run {program.command('--full')} to re-create it (the data "
                               "volume is kept)")
         if found.status != "running":
             try:

@@ -10,31 +10,37 @@ needs to be checked (status, a re-run of a healthy installation) runs as the own
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from installer.backends.base import Backend
-from installer.credentials import ADMIN_PASSWORD, ConnInfo
+from installer.backends.base import Backend, register
+from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, ServerError
 from installer.health import wait_until_healthy
 from installer.provision import Roles, can_login
 from installer.steps import Check, Step, ok
 
+if TYPE_CHECKING:
+    from installer.config import Settings
+
 ADMIN_URL = "LEARNING_ADMIN_URL"
 REACH_TIMEOUT = 10.0  # an external server either answers or not; no start-up to wait for
 
 
-def admin_from(environ: Mapping[str, str], profile: Mapping[str, Any] | None) -> ConnInfo | None:
-    """The admin connection given by LEARNING_ADMIN_URL (or a profile's admin_url), or None."""
-    url = environ.get(ADMIN_URL) or (profile or {}).get("admin_url")
+def admin_from(settings: Settings, environ: Mapping[str, str] = os.environ) -> ConnInfo | None:
+    """The admin connection the `admin_url` setting names (LEARNING_ADMIN_URL or a profile's
+    admin_url), its password from the URL or the variable `admin_password_env` names; or None."""
+    url = settings.admin_url
     if not url:
         return None
-    origin = ADMIN_URL if environ.get(ADMIN_URL) else "the profile's admin_url"
-    password_variable = (profile or {}).get("admin_password_env") or ADMIN_PASSWORD
+    origin = ADMIN_URL if settings.sources.get("admin_url") == "environment" else (
+        "the profile's admin_url")
+    password_variable = settings.admin_password_env or ADMIN_PASSWORD
     try:
         parts = conninfo_to_dict(str(url))
     except psycopg.ProgrammingError as exc:
@@ -45,11 +51,16 @@ def admin_from(environ: Mapping[str, str], profile: Mapping[str, Any] | None) ->
                           hint="use postgresql://USER@HOST:PORT/DATABASE")
     return ConnInfo(str(parts["host"]), int(parts.get("port") or 5432),
                     str(parts.get("dbname") or "postgres"), str(parts["user"]),
-                    parts.get("password") or environ.get(password_variable) or None)
+                    str(parts.get("password") or environ.get(password_variable) or "") or None)
 
 
+@register
 class ExternalBackend(Backend):
     mode = "external"
+    summary = "a server that already exists (managed or team server)"
+    default_port = None  # the server's own
+    owns_admin_password = False
+    may_lock_other_databases = False  # a shared server: other databases are not ours
 
     def __init__(self, *, admin: ConnInfo | None, owner: ConnInfo, roles: Roles,
                  recorded_admin_user: str | None, unknown_passwords: list[str]):
@@ -58,6 +69,31 @@ class ExternalBackend(Backend):
         self.roles = roles
         self.recorded_admin_user = recorded_admin_user
         self.unknown_passwords = unknown_passwords  # roles whose password .env did not hold
+
+    @classmethod
+    def build(cls, settings: Settings, recorded: Mapping[str, str], passwords: Passwords,
+              notes: list[str]) -> Self:
+        admin = admin_from(settings)
+        if admin is not None:
+            host, port = admin.host, admin.port
+        elif recorded.get("PGHOST") and recorded.get("PGPORT"):
+            host, port = settings.host, settings.port or int(recorded["PGPORT"])
+        else:
+            raise ConfigError(
+                "external mode needs the server's admin connection",
+                hint=f"set {ADMIN_URL}=postgresql://USER@HOST:PORT/postgres in the environment "
+                f"(password in the URL, in {ADMIN_PASSWORD} or in ~/.pgpass; never on the "
+                "command line); the user needs CREATEDB and CREATEROLE")
+        owner = ConnInfo(host, port, settings.database, settings.owner_role, passwords.owner)
+        roles = Roles(database=settings.database, owner=settings.owner_role,
+                      owner_password=passwords.owner, agent=settings.agent_role,
+                      agent_password=passwords.agent,
+                      lock_other_databases=cls.may_lock_other_databases)
+        new_roles = {"owner": settings.owner_role, "agent": settings.agent_role}
+        return cls(admin=admin, owner=owner, roles=roles,
+                   recorded_admin_user=recorded.get("LEARNING_ADMIN_USER"),
+                   unknown_passwords=[new_roles[name] for name in passwords.generated
+                                      if name in new_roles])
 
     def refuse_foreign_roles(self, conn: psycopg.Connection) -> None:
         """A role that exists already but whose password .env lacks belongs to someone else

@@ -16,19 +16,24 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import platformdirs
 
-from installer.backends.base import Backend
-from installer.binaries import PgBinaries
-from installer.credentials import ConnInfo
+from installer.backends.base import Backend, register
+from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
+from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, EnvironmentProblem, ServerError
 from installer.fileutil import write_atomic
 from installer.health import wait_until_healthy
+from installer.ports import decide_port
 from installer.service_user import ServiceUser, ensure_service_user, running_as_root
 from installer.steps import Check, Step, ok
+
+if TYPE_CHECKING:
+    from installer.config import Settings
 
 CONF_NAME = "learning_installer.conf"
 INCLUDE_LINE = f"include_if_exists = '{CONF_NAME}'"
@@ -51,8 +56,21 @@ def default_instance_dir(project_dir: Path) -> Path:
     return base / f"{project_dir.name}-{digest}"
 
 
+def _binaries(settings: Settings, recorded: Mapping[str, str]) -> PgBinaries:
+    kind = recorded.get("LEARNING_PG_BINARIES") if settings.sources["binaries"] in (
+        "default", ".env (recorded)") else None
+    if kind == "embedded" and (found := embedded_binaries()):
+        return found
+    if kind == "system" and (found := system_binaries()):
+        return found
+    return choose_binaries(settings.binaries)
+
+
+@register
 class NativeBackend(Backend):
     mode = "native"
+    summary = "a local PostgreSQL run by the installer (no Docker needed)"
+    default_port = 5432
 
     def __init__(self, *, instance_dir: Path, binaries: PgBinaries, port: int, host: str,
                  admin_user: str, admin_password: str, service_user_name: str,
@@ -70,6 +88,37 @@ class NativeBackend(Backend):
         self.health_timeout = health_timeout
         self.rebuilt_from_env = rebuilt_from_env  # .env had credentials: a rebuild reuses them
         self._user: ServiceUser | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, recorded: Mapping[str, str], passwords: Passwords,
+              notes: list[str]) -> Self:
+        instance_dir = (settings.data_dir or default_instance_dir(settings.project_dir)).absolute()
+        if instance_dir.resolve().is_relative_to(settings.project_dir.resolve()):
+            raise ConfigError(f"data directory {instance_dir} is inside the project",
+                              hint="a cluster must never be committed; choose a --data-dir "
+                              f"outside {settings.project_dir}")
+        backend = cls(
+            instance_dir=instance_dir, binaries=_binaries(settings, recorded), port=0,
+            host=settings.host, admin_user=settings.admin_user, admin_password=passwords.admin,
+            service_user_name=settings.service_user, health_timeout=settings.health_timeout,
+            rebuilt_from_env=ADMIN_PASSWORD in recorded)
+        if backend.is_initialised() and "admin" in passwords.generated:
+            raise ConfigError(
+                f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin "
+                "password for it (was .env deleted?)",
+                hint="restore .env from a backup (the data is untouched); or, to start over and "
+                f"DELETE that cluster's data: `{backend.stop_command()}`, then "
+                f"`rm -rf {backend.instance_dir}`")
+        backend.port = decide_port(settings, backend.running_port(), cls.default_port, notes)
+        return backend
+
+    def client_tools(self) -> PgBinaries:
+        return self.binaries
+
+    def stop_command(self) -> str:
+        """The command that stops this cluster by hand, as the user that runs it."""
+        stop = f"{self.binaries.tool('pg_ctl')} stop -D {self.pgdata} -m fast"
+        return f"runuser -u {self.service_user_name} -- {stop}" if running_as_root() else stop
 
     # -- the service user and the binaries it runs ----------------------------------------
     @property

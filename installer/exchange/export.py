@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from installer import program
 from installer.credentials import ConnInfo
 from installer.errors import DataError
 from installer.exchange import catalog
@@ -108,7 +109,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
             item.tmp.unlink(missing_ok=True)
         if isinstance(exc, psycopg.Error):
             raise DataError(f"export failed, no file was changed: {exc}".strip(),
-                            hint="check the server with `python install.py status`") from exc
+                            hint=f"check the server with {program.command('status')}") from exc
         raise
     old = _previous(exports_dir)
     kept = {n: e for n, e in (old.tables.items() if old else ())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from installer import db
+from installer import db, program
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import DataError
@@ -56,7 +56,7 @@ def _report(outcomes: list[FileOutcome], console: Console) -> DataError | None:
         "files were): " + "; ".join(o.path.name for o in failed),
         details="\n".join(o.error or "" for o in failed),
         hint="fix or restore those files (`git checkout -- <file>`) and run "
-        "`python install.py import` again; a file that only fails its checksum because git "
+        f"{program.command('import')} again; a file that only fails its checksum because git "
         "merged two machines' exports cleanly can be imported with `import --force`")
 
 

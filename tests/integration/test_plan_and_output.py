@@ -115,7 +115,8 @@ def test_print_config_shows_sources_and_masks_passwords(project: Project) -> Non
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)["settings"]
     assert config["port"] == {"value": project.port, "source": "command line"}
-    assert config["health_timeout"] == {"value": 45.0, "source": "environment"}
+    assert config["health_timeout"] == {"value": 45.0,
+                                        "source": "environment LEARNING_HEALTH_TIMEOUT"}
     assert config["mcp_clients"]["source"].endswith("mine.yaml:3")
     assert config["database"]["source"].endswith("mine.yaml:1")
     assert config["agent_role"]["source"] == ".env (recorded)"

@@ -34,13 +34,26 @@ def test_choose_mode(mode: str, in_container: bool, daemon: str | None, chosen: 
     assert says in out if says else out == ""
 
 
-def test_admin_password_comes_from_the_variable_the_profile_names() -> None:
+def test_admin_password_comes_from_the_variable_the_profile_names(tmp_path: Path) -> None:
     from installer.backends.external import admin_from
 
     profile = {"admin_url": "postgresql://admin@db.example:5432/postgres",
                "admin_password_env": "TEAM_PG_PASSWORD"}
-    admin = admin_from({"TEAM_PG_PASSWORD": "s3cret", "LEARNING_ADMIN_PASSWORD": "other"},
-                       profile)
+    environ = {"TEAM_PG_PASSWORD": "s3cret", "LEARNING_ADMIN_PASSWORD": "other"}
+    settings = resolve_settings(tmp_path, {}, environ={}, profile=profile)
+    admin = admin_from(settings, environ)
     assert admin is not None and admin.password == "s3cret"
-    assert admin_from({"LEARNING_ADMIN_PASSWORD": "other"},
-                      {"admin_url": profile["admin_url"]}).password == "other"
+    settings = resolve_settings(tmp_path, {}, environ={},
+                                profile={"admin_url": profile["admin_url"]})
+    assert admin_from(settings, environ).password == "other"
+
+
+def test_admin_url_from_the_environment_wins_over_the_profile(tmp_path: Path) -> None:
+    from installer.backends.external import admin_from
+
+    settings = resolve_settings(
+        tmp_path, {}, environ={"LEARNING_ADMIN_URL": "postgresql://dba:pw@env.example/postgres"},
+        profile={"admin_url": "postgresql://admin@profile.example:5432/postgres"})
+    assert settings.sources["admin_url"] == "environment"
+    admin = admin_from(settings, {})
+    assert (admin.host, admin.user, admin.password) == ("env.example", "dba", "pw")
