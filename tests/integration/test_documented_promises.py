@@ -20,17 +20,8 @@ import pytest
 from installer.errors import ExitCode
 from installer.service_user import running_as_root
 from tests.conftest import Project, stop_instance
+from tests.integration.cli_helpers import add_row, installed, output
 from tests.integration.test_exchange_hook import git, repo  # noqa: F401  (fixture)
-
-
-def installed(project: Project, *args: str) -> Project:
-    result = project.install(*args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return project
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stdout + result.stderr
 
 
 def new_migration(project: Project, module: str, name: str, text: str) -> Path:
@@ -109,9 +100,7 @@ def test_pgpass_with_loose_permissions_is_repaired_by_full(project: Project) -> 
 
 def test_stop_then_start_brings_the_server_back_with_its_data(project: Project) -> None:
     installed(project)
-    with psycopg.connect(project.read_env()["DATABASE_URL"]) as conn:
-        conn.execute("INSERT INTO agent_metrics (agent_name, task_type, success) "
-                     "VALUES ('kept', 'x', true)")
+    add_row(project, "kept")
     assert project.run("stop").returncode == 0
     assert project.run("status").returncode == ExitCode.SERVER
     started = project.run("start", "--json")
@@ -188,9 +177,7 @@ def test_ctrl_c_during_install_exits_130(project: Project) -> None:
 
 def test_hook_stays_out_of_skipped_detached_and_other_branch_pushes(repo: Project) -> None:  # noqa: F811
     installed(repo)
-    with psycopg.connect(repo.read_env()["DATABASE_URL"]) as conn:
-        conn.execute("INSERT INTO agent_metrics (agent_name, task_type, success) "
-                     "VALUES ('pushed', 'x', true)")
+    add_row(repo, "pushed")
 
     def commits() -> int:
         return int(git(repo, "rev-list", "--count", "HEAD").stdout)
@@ -251,9 +238,7 @@ def test_export_files_are_ordered_by_primary_key(project: Project) -> None:
 
 def test_a_file_whose_row_count_differs_from_the_manifest_is_refused(project: Project) -> None:
     installed(project)
-    with psycopg.connect(project.read_env()["DATABASE_URL"]) as conn:
-        conn.execute("INSERT INTO agent_metrics (agent_name, task_type, success) "
-                     "VALUES ('counted', 'x', true)")
+    add_row(project, "counted")
     assert project.run("export").returncode == 0
     manifest_path = project.path / "exports" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

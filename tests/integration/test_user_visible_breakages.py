@@ -17,23 +17,7 @@ import pytest
 
 from installer.errors import ExitCode
 from tests.conftest import Project, make_project, stop_instance
-
-
-def installed(project: Project, *args: str) -> Project:
-    result = project.install(*args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return project
-
-
-def add_row(project: Project, agent: str) -> None:
-    with psycopg.connect(project.read_env()["DATABASE_URL"]) as conn:
-        conn.execute("INSERT INTO agent_metrics (agent_name, task_type, success) "
-                     "VALUES (%s, 'test', true)", (agent,))
-
-
-def agents(project: Project) -> list[str]:
-    with psycopg.connect(project.read_env()["DATABASE_URL"]) as conn:
-        return [r[0] for r in conn.execute("SELECT agent_name FROM agent_metrics ORDER BY 1")]
+from tests.integration.cli_helpers import add_row, agents, installed
 
 
 @pytest.fixture
