@@ -33,8 +33,7 @@ import psycopg  # noqa: E402
 from installer.backends.native import NativeBackend  # noqa: E402
 from installer.binaries import choose_binaries  # noqa: E402
 from installer.credentials import ConnInfo  # noqa: E402
-from installer.migrations import Migrator  # noqa: E402
-from installer.modules import select_modules  # noqa: E402
+from installer.migrations import migrate_all  # noqa: E402
 from installer.ports import next_free_port  # noqa: E402
 
 GENERATE = """
@@ -105,7 +104,7 @@ def new_db(admin: ConnInfo, name: str) -> ConnInfo:
     with psycopg.connect(**admin.kwargs(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     db = admin.to(dbname=name)
-    Migrator(db.kwargs(), select_modules(REPO / "sql", None)).migrate()
+    migrate_all(db, REPO / "sql")
     return db
 
 

@@ -69,6 +69,9 @@ def _common_options() -> _Parser:
     where.add_argument("--mcp-clients", metavar="A,B",
                        help="MCP clients to configure: claude-code, cursor, vscode, "
                        "claude-desktop, gemini, codex (comma-separated; empty for none)")
+    where.add_argument("--capture-agent-work", action=argparse.BooleanOptionalAction,
+                       help="Claude Code hooks record sessions and sub-agent runs in the "
+                       "learning tables (default on; --no-capture-agent-work removes them)")
     where.add_argument("--yes", "-y", action="store_true",
                        help="answer yes; never prompt (also LEARNING_YES=1)")
     where.add_argument("--profile", metavar="NAME|PATH",
@@ -102,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="apply files numbered below the last applied one")
     migrate.add_argument("--accept-checksum", metavar="MODULE/NNN_name",
                          help="record the current checksum of an edited, applied file")
+    migrate.add_argument("--rollback-to", metavar="MODULE/NNN",
+                         help="revert what was applied after MODULE/NNN (000: the whole module) "
+                         "with the files' down parts, after a backup")
+    migrate.add_argument("--dry-run", action="store_true",
+                         help="with --rollback-to: list what would be reverted, change nothing")
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
     sub.add_parser("compose", parents=[common],
                    help="write compose.yaml for the docker-mode container (no password in it)")
@@ -134,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "image", "mcp_clients")
+             "image", "mcp_clients", "capture_agent_work")
     return {name: getattr(args, name, None) for name in names}
 
 

@@ -43,6 +43,7 @@ class Settings:
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
     import_exports: bool = True
     install_hooks: bool = True
+    capture_agent_work: bool = True  # Claude Code hooks record sessions and sub-agent runs
     health_timeout: float = 60.0
     modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
     sources: dict[str, str] = field(default_factory=dict)
@@ -81,6 +82,7 @@ _ENVIRONMENT = {
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
+    "capture_agent_work": ("LEARNING_CAPTURE_AGENT_WORK", "LEARNING_CAPTURE_AGENT_WORK"),
 }
 
 

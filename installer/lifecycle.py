@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from installer import program
+from installer import db, program
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.context import RunContext
 from installer.credentials import ConnInfo
@@ -264,11 +264,38 @@ def _machine_findings(installation: Installation) -> list[Finding]:
     return findings
 
 
+_OTHER_DATABASES = """
+SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.rolname = %s
+ WHERE d.datallowconn AND d.datname <> current_database()
+   AND has_database_privilege(r.oid, d.oid, 'CONNECT') ORDER BY 1
+"""
+
+
+def _separation_finding(installation: Installation) -> Finding:
+    """Document 004's separation: the agent role reaches the learning database and no other."""
+    agent, database = installation.settings.agent_role, installation.settings.database
+    title = f"{agent} can connect to {database} only"
+    try:
+        with db.connect(installation.owner_conn()) as conn:
+            others = [row[0] for row in conn.execute(_OTHER_DATABASES, (agent,))]
+    except ServerError:
+        return Finding(title, "skipped", "the server does not answer")
+    if not others:
+        return Finding(title, "ok")
+    detail = f"it may also connect to {', '.join(others)}"
+    if not installation.backend.may_lock_other_databases:  # a shared server: not ours
+        return Finding(title, "warning", detail, "as the server's admin, for each of them: "
+                       "REVOKE CONNECT ON DATABASE name FROM PUBLIC, then GRANT CONNECT to the "
+                       "roles that use it")
+    return Finding(title, "failed", detail, _repair())
+
+
 def cmd_doctor(ctx: RunContext) -> ExitCode:
     console = ctx.console
     try:
         installation = ctx.installation(installed=False)
-        findings = [*_step_findings(installation), *_machine_findings(installation)]
+        findings = [*_step_findings(installation), _separation_finding(installation),
+                    *_machine_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]
     for f in findings:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
-
+from installer import db, schema_drift
 from installer.credentials import ConnInfo, mask
 from installer.envfile import merge_env_text, read_env, write_env
+from installer.errors import ServerError
 from installer.fileutil import text_diff, write_if_changed
 from installer.mcp_config import McpClient, read_text, server_entry
 from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
@@ -55,29 +55,46 @@ class EnvFileStep(Step):
 
 
 class MigrationsStep(Step):
+    """Pending migrations applied; objects of applied ones that someone dropped re-created."""
+
     title = "Schema migrations"
 
     def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
-        self.migrator = Migrator(owner.kwargs(), select_modules(sql_dir, modules))
+        self.owner = owner
+        self.modules = select_modules(sql_dir, modules)
         self.pending: list[str] = []  # what the last check found to apply, for the plan
 
     def check(self) -> Check:
         try:
-            current = self.migrator.plan()
-        except psycopg.OperationalError:
-            self.pending = [m.id for module in self.migrator.modules
+            conn = db.connect(self.owner, autocommit=True)
+        except ServerError:
+            self.pending = [m.id for module in self.modules
                             for m in load_module_migrations(module)]
             return Check("blocked", "after the learning database exists, apply "
                          + ", ".join(self.pending))
+        with conn:
+            current = Migrator(conn, self.modules).plan()
+            missing = schema_drift.find(conn)
         refuse_unsafe(current, allow_out_of_order=False)
         self.pending = [m.id for m in current.pending]
+        todo = []
+        if missing:
+            todo.append("re-create " + "; ".join(m.describe() for m in missing))
         if current.pending:
-            return Check("change", "apply " + ", ".join(self.pending))
+            todo.append("apply " + ", ".join(self.pending))
+        if todo:
+            return Check("repair" if missing else "change", "; ".join(todo))
         return ok(f"{len(current.applied)} applied, none pending")
 
     def apply(self, check: Check) -> str:
-        applied = self.migrator.migrate()
-        return "applied " + ", ".join(m.id for m in applied) if applied else "none pending"
+        with db.connect(self.owner, autocommit=True) as conn:
+            migrator = Migrator(conn, self.modules)
+            restored = schema_drift.repair(migrator)
+            applied = migrator.migrate()
+        done = [f"re-created {', '.join(restored)}"] if restored else []
+        if applied:
+            done.append("applied " + ", ".join(m.id for m in applied))
+        return "; ".join(done) or "none pending"
 
 
 class PgpassStep(Step):

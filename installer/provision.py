@@ -62,6 +62,10 @@ class RolesAndDatabaseStep(Step):
                 db = conn.execute(
                     "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
                     "'CONNECT') FROM pg_database WHERE datname = %s", (r.database,)).fetchone()
+                open_elsewhere = conn.execute(
+                    "SELECT string_agg(datname, ', ') FROM pg_database WHERE datname IN "
+                    "('postgres', 'template1') AND has_database_privilege('public', oid, "
+                    "'CONNECT')").fetchone()
                 agent_settings = conn.execute(
                     "SELECT coalesce(array_to_string(setconfig, ','), '') FROM pg_db_role_setting "
                     "s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = %s AND "
@@ -73,6 +77,8 @@ class RolesAndDatabaseStep(Step):
             problems.append(f"database {r.database} missing")
         elif db[0] != r.owner or db[1]:
             problems.append(f"database {r.database} ownership or CONNECT rights")
+        if r.lock_other_databases and open_elsewhere and open_elsewhere[0]:
+            problems.append(f"every role may connect to {open_elsewhere[0]}")
         if r.agent in existing and "default_transaction_read_only=on" not in (
                 agent_settings[0] if agent_settings else ""):
             problems.append(f"role {r.agent} not read-only by default")

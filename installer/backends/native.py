@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -59,10 +60,10 @@ def default_instance_dir(project_dir: Path) -> Path:
 def _binaries(settings: Settings, recorded: Mapping[str, str]) -> PgBinaries:
     kind = recorded.get("LEARNING_PG_BINARIES") if settings.sources["binaries"] in (
         "default", ".env (recorded)") else None
-    if kind == "embedded" and (found := embedded_binaries()):
-        return found
-    if kind == "system" and (found := system_binaries()):
-        return found
+    finders = {"embedded": embedded_binaries, "system": system_binaries}
+    if kind in finders and (found := finders[kind]()):
+        return replace(found, why=f"recorded in .env: the cluster was made with the {kind} "
+                       f"binaries ({'with' if found.has_pgvector else 'no'} pgvector)")
     return choose_binaries(settings.binaries)
 
 
@@ -196,7 +197,8 @@ class NativeBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "binaries": f"{self.binaries.kind} PostgreSQL "
-                f"{self.binaries.version}", "data_dir": str(self.pgdata),
+                f"{self.binaries.version}", "binaries_why": self.binaries.why,
+                "data_dir": str(self.pgdata),
                 "log": str(self.logfile), "running": self.is_running(),
                 "pid": self._postmaster_pid(), "port": self.port}
 

@@ -15,8 +15,7 @@ from installer.credentials import ConnInfo
 from installer.exchange.import_ import FileOutcome, find_source
 from installer.exchange.manifest import MANIFEST_NAME, read_manifest, sha256_file
 from installer.exchange.sync import run_export, run_import
-from installer.migrations import Migrator
-from installer.modules import select_modules
+from installer.migrations import migrate_all
 from tests.conftest import REPO, Cluster
 
 LEGACY_CSV = REPO / "tests" / "data" / "legacy-exports" / "csv"
@@ -26,7 +25,7 @@ def migrate(db: ConnInfo, cluster: Cluster) -> ConnInfo:
     if cluster.has_pgvector:
         with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    Migrator(db.kwargs(), select_modules(REPO / "sql", None)).migrate()
+    migrate_all(db, REPO / "sql")
     return db
 
 

@@ -11,7 +11,7 @@ from installer.config import resolve_settings
 from installer.credentials import ConnInfo, mask
 from installer.errors import ConfigError, MigrationError
 from installer.mcp_config import CLIENTS, SERVER_NAME, server_entry
-from installer.migrations import normalise
+from installer.migrations import normalise, split_down
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, remove_from_pgpass
 
@@ -85,3 +85,12 @@ def test_normalise_strips_bom_and_line_endings() -> None:
     assert normalise(b"\xef\xbb\xbfA\r\nB\rC\n", Path("x.sql")) == "A\nB\nC\n"
     with pytest.raises(MigrationError, match="line 2 is not valid UTF-8"):
         normalise(b"ok\n\xff\n", Path("x.sql"))
+
+
+def test_down_part_follows_its_marker_line_only() -> None:
+    assert split_down("CREATE TABLE a ();\n") == ("CREATE TABLE a ();\n", None)
+    assert split_down("CREATE TABLE a ();\n-- migrate:down\nDROP TABLE a;\n") == (
+        "CREATE TABLE a ();\n", "DROP TABLE a;\n")
+    assert split_down("SELECT 1;\n-- migrate:down\n-- nothing to undo\n") == ("SELECT 1;\n", "")
+    text = "SELECT '-- migrate:down';\n  -- migrate:down later\n"
+    assert split_down(text) == (text, None)  # only a line that is exactly the marker
