@@ -13,6 +13,7 @@ from rich.table import Table
 from installer import credentials as cred
 from installer import db, program, schema_drift
 from installer.backends.docker import DockerBackend, docker_spec
+from installer.backends.native import PortTaken
 from installer.capture.claude_settings import remove_hooks
 from installer.compose import write_compose
 from installer.config import find_env_file, resolve_settings
@@ -28,7 +29,7 @@ from installer.lifecycle import backup
 from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator, Recorded
 from installer.modules import select_modules
-from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.pgpass import pgpass_path, read_pgpass, remove_from_pgpass, write_pgpass
 from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.schema_maintenance import refresh
@@ -55,14 +56,24 @@ def _report_detection(installation: Installation, console: Console) -> None:
         console.info(f"  binaries: {b['binaries_why']}")
 
 
+_PORT_ATTEMPTS = 3  # another program may take the chosen port before the server binds it
+
+
 def cmd_install(ctx: RunContext) -> ExitCode:
     project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     dry_run = bool(getattr(args, "dry_run", False))
-    installation = ctx.installation(installed=False, probe_docker=True)
+    installation = ctx.installation(installed=False, probe_docker=True, choose_port=True)
     _report_detection(installation, console)
     console.heading("Plan" if dry_run else "Install")
-    steps = installation.steps(console)
-    results = run_steps(steps, console, dry_run=dry_run)
+    for attempt in range(_PORT_ATTEMPTS):
+        steps = installation.steps(console)
+        try:
+            results = run_steps(steps, console, dry_run=dry_run)
+            break
+        except PortTaken as taken:
+            if attempt + 1 == _PORT_ATTEMPTS:
+                raise
+            installation.move_off(taken, console)
     changed = [r for r in results if r.state in ("changed", "planned")]
     summary = _summary(installation, results)
     if dry_run:
@@ -196,8 +207,8 @@ def cmd_uninstall(ctx: RunContext) -> ExitCode:
     if removed_from := remove_hooks(project_dir):
         console.step("Claude Code capture hooks", "changed", f"removed from {removed_from}")
     path = pgpass_path()
-    if path.exists():
-        write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,
+    if existing := read_pgpass(path):
+        write_pgpass(path, remove_from_pgpass(existing, agent.host, agent.port,
                                               agent.dbname, agent.user))
         console.step("Agent password", "changed", f"removed from {path}")
     if purge:

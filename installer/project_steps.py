@@ -9,10 +9,10 @@ from installer.credentials import ConnInfo, mask
 from installer.envfile import merge_env_text, read_env, write_env
 from installer.errors import ServerError
 from installer.fileutil import text_diff, write_if_changed
-from installer.mcp_config import McpClient, read_text, server_entry
+from installer.mcp_config import BUILTIN, McpClient, ServerChoice, read_text, server_entry
 from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
 from installer.modules import select_modules
-from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, write_pgpass
+from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, read_pgpass, write_pgpass
 from installer.steps import Check, Step, ok
 
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL")
@@ -108,9 +108,10 @@ class PgpassStep(Step):
         return pgpass_line(a.host, a.port, a.dbname, a.user, a.password or "")
 
     def check(self) -> Check:
+        existing = read_pgpass(self.path)
         if not self.path.exists():
             return Check("create", f"write {self.path}")
-        if self._line() not in self.path.read_text().splitlines():
+        if self._line() not in existing.splitlines():
             a = self.agent
             return Check("change", f"entry for {a.user}@{a.host}:{a.port}")
         if self.path.stat().st_mode & 0o777 != 0o600:
@@ -118,7 +119,7 @@ class PgpassStep(Step):
         return ok()
 
     def apply(self, check: Check) -> str:
-        existing = self.path.read_text() if self.path.exists() else ""
+        existing = read_pgpass(self.path)
         a = self.agent
         write_pgpass(self.path, merge_pgpass(existing, a.host, a.port, a.dbname, a.user,
                                              a.password or ""))
@@ -128,11 +129,13 @@ class PgpassStep(Step):
 class McpConfigStep(Step):
     """Our server entry in one MCP client's configuration file, merged without clobbering."""
 
-    def __init__(self, client: McpClient, project_dir: Path, agent: ConnInfo):
+    def __init__(self, client: McpClient, project_dir: Path, agent: ConnInfo,
+                 choice: ServerChoice = BUILTIN):
         self.client = client
         self.path = client.path(project_dir)
-        self.entry = server_entry(agent)
-        self.title = f"MCP server for {client.label} in {self.path} (read-only role, no password)"
+        self.url = agent.url(with_password=False)
+        self.entry = server_entry(agent, project_dir, choice)
+        self.title = f"MCP server for {client.label} in {self.path} (agent role, no password)"
 
     def _texts(self) -> tuple[str, str]:
         current = read_text(self.path)
@@ -143,7 +146,7 @@ class McpConfigStep(Step):
         if current == merged:
             return ok()
         return Check("create" if not self.path.exists() else "change",
-                     f"learning-db server for {self.entry['args'][-1]}")
+                     f"learning-db server for {self.url}")
 
     def apply(self, check: Check) -> str:
         _, merged = self._texts()
