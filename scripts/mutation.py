@@ -97,8 +97,7 @@ MUTANTS = [
            'servers_key="servers")',
            (f"{CLIENTS}::test_every_client_file_has_the_documented_shape",)),
     Mutant("mcp-config-holds-password", "installer/mcp_config.py",
-           '"args": ["-y", MCP_SERVER_PACKAGE, agent.url(with_password=False)]',
-           '"args": ["-y", MCP_SERVER_PACKAGE, agent.url()]',
+           "    url = agent.url(with_password=False)\n", "    url = agent.url()\n",
            (f"{CLIENTS}::test_every_client_file_has_the_documented_shape",)),
     Mutant("vscode-without-type", "installer/mcp_config.py",
            'servers_key="servers",\n               extra={"type": "stdio"})',
@@ -123,11 +122,11 @@ MUTANTS = [
            '        if self.path.stat().st_mode & 0o777 != 0o600:\n'
            '            return Check("repair", "permissions to 0600")\n'
            '        return ok()\n\n    def apply(self, check: Check) -> str:\n'
-           '        existing = self.path.read_text()',
+           '        existing = read_pgpass(self.path)',
            '        if False:\n'
            '            return Check("repair", "permissions to 0600")\n'
            '        return ok()\n\n    def apply(self, check: Check) -> str:\n'
-           '        existing = self.path.read_text()',
+           '        existing = read_pgpass(self.path)',
            (f"{PROMISES}::test_pgpass_with_loose_permissions_is_repaired_by_full",)),
     Mutant("env-written-world-readable", "installer/envfile.py",
            'write_atomic(path, merged.encode("utf-8"), mode=0o600)',
@@ -233,8 +232,8 @@ MUTANTS = [
            "    kept = existing.splitlines()\n    return \"\\n\".join([*kept,",
            (UNIT,)),
     Mutant("agent-role-writable", "installer/provision.py",
-           'conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on")',
-           'conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = off")',
+           '"default_transaction_read_only=on", "statement_timeout=30s"',
+           '"default_transaction_read_only=off", "statement_timeout=30s"',
            ("tests/integration/test_schema_modules.py::"
             "test_installed_schema_is_valid_and_the_agent_role_only_reads",)),
 ]
