@@ -234,8 +234,7 @@ MUTANTS = [
     Mutant("agent-role-writable", "installer/provision.py",
            '"default_transaction_read_only=on", "statement_timeout=30s"',
            '"default_transaction_read_only=off", "statement_timeout=30s"',
-           ("tests/integration/test_schema_modules.py::"
-            "test_installed_schema_is_valid_and_the_agent_role_only_reads",)),
+           (f"{PROMISES}::test_agent_role_sessions_are_read_only_with_a_30s_timeout",)),
 ]
 
 

@@ -264,3 +264,12 @@ def test_import_refreshes_the_materialised_views(project: Project) -> None:
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT sum(items_enqueued) FROM daily_learning_metrics"
                             ).fetchone() == (1,)
+
+
+def test_agent_role_sessions_are_read_only_with_a_30s_timeout(project: Project) -> None:
+    installed(project)
+    env = project.read_env()
+    with psycopg.connect(host="127.0.0.1", port=project.port, dbname=env["PGDATABASE"],
+                         user="learning_agent", password=env["LEARNING_AGENT_PASSWORD"]) as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
