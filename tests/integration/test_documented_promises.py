@@ -21,7 +21,7 @@ from installer.errors import ExitCode
 from installer.service_user import running_as_root
 from tests.conftest import Project, stop_instance
 from tests.integration.cli_helpers import add_row, installed, output
-from tests.integration.test_exchange_hook import git, repo  # noqa: F401  (fixture)
+from tests.integration.exchange_helpers import git
 
 
 def new_migration(project: Project, module: str, name: str, text: str) -> Path:
@@ -175,7 +175,7 @@ def test_ctrl_c_during_install_exits_130(project: Project) -> None:
 
 # -- the pre-push hook beyond a stopped server ----------------------------------------------
 
-def test_hook_stays_out_of_skipped_detached_and_other_branch_pushes(repo: Project) -> None:  # noqa: F811
+def test_hook_stays_out_of_skipped_detached_and_other_branch_pushes(repo: Project) -> None:
     installed(repo)
     add_row(repo, "pushed")
 
@@ -213,7 +213,7 @@ def test_hook_stays_out_of_skipped_detached_and_other_branch_pushes(repo: Projec
     assert shown and all(name.startswith("exports/") for name in shown)
 
 
-def test_install_hooks_0_leaves_the_hook_out(repo: Project) -> None:  # noqa: F811
+def test_install_hooks_0_leaves_the_hook_out(repo: Project) -> None:
     result = repo.install(LEARNING_INSTALL_HOOKS="0")
     assert result.returncode == 0, output(result)
     hooks = Path(git(repo, "rev-parse", "--git-path", "hooks").stdout.strip())
