@@ -65,7 +65,8 @@ def connect(info: ConnInfo, *, autocommit: bool = False,
     return conn
 
 
-def one(conn: psycopg.Connection, query: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+def one(conn: psycopg.Connection, query: str | sql.SQL | sql.Composed,
+        params: Sequence[Any] = ()) -> tuple[Any, ...]:
     """The row of a query that always returns exactly one (an aggregate, a function call)."""
     row = conn.execute(query, params).fetchone()
     if row is None:

@@ -18,7 +18,7 @@ from psycopg import sql
 from installer import db
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
-from installer.steps import Check, Step, ok
+from installer.steps import Check, State, Step, ok
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class RolesAndDatabaseStep(Step):
         if not problems:
             return ok(f"{self.roles.database} owned by {self.roles.owner}; "
                       f"{self.roles.agent} read-only")
-        state = "create" if any("missing" in p for p in problems) else "repair"
+        state: State = "create" if any("missing" in p for p in problems) else "repair"
         return Check(state, "; ".join(problems))
 
     def apply(self, check: Check) -> str:
@@ -182,8 +182,7 @@ def _become_member_of(conn: psycopg.Connection, owner: str) -> None:
     """A non-superuser admin (CREATEDB, CREATEROLE) must be able to SET ROLE to the owner to
     give it a database; from PostgreSQL 16 creating a role grants only ADMIN OPTION on it."""
     privilege = "SET" if conn.info.server_version >= 160000 else "MEMBER"
-    if not conn.execute("SELECT pg_has_role(current_user, %s, %s)",
-                        (owner, privilege)).fetchone()[0]:
+    if not db.one(conn, "SELECT pg_has_role(current_user, %s, %s)", (owner, privilege))[0]:
         conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(owner)))
 
 
@@ -201,12 +200,13 @@ class VectorExtensionStep(Step):
                                          "'vector'").fetchone() is not None
                 installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = "
                                          "'vector'").fetchone() is not None
-                creatable = conn.execute(
+                creatable = db.one(
+                    conn,
                     "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
                     "(coalesce((SELECT trusted FROM pg_available_extension_versions v JOIN "
                     "pg_available_extensions e USING (name) WHERE name = 'vector' AND "
                     "v.version = e.default_version), false) AND "
-                    "has_database_privilege(current_database(), 'CREATE'))").fetchone()[0]
+                    "has_database_privilege(current_database(), 'CREATE'))")[0]
                 return available, installed, bool(creatable)
         except psycopg.OperationalError:
             return None

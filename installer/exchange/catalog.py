@@ -202,7 +202,7 @@ def after_import_functions(conn: psycopg.Connection) -> list[str]:
 
 def schema_version(conn: psycopg.Connection) -> dict[str, int]:
     """Highest applied migration per schema module, from the migration ledger."""
-    if conn.execute("SELECT to_regclass('installer.schema_migrations')").fetchone()[0] is None:
+    if db.one(conn, "SELECT to_regclass('installer.schema_migrations')")[0] is None:
         return {}
     rows = conn.execute("SELECT module, max(version) FROM installer.schema_migrations "
                         "GROUP BY module ORDER BY module").fetchall()

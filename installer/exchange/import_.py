@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from installer import db
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import DataError
@@ -206,7 +207,7 @@ def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout,
                     "inserted) FROM merged").format(insert, table.key_list, updates,
                                                     sql.Identifier(version),
                                                     sql.Identifier(version))
-    inserted, updated = conn.execute(query).fetchone()
+    inserted, updated = db.one(conn, query)
     return inserted, updated
 
 
@@ -220,8 +221,8 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
         conn.execute("SET CONSTRAINTS ALL DEFERRED")
         conn.execute("SET LOCAL learning.import = 'on'")
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.ident))
-        empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
-            table.ident)).fetchone()[0]
+        empty = db.one(conn, sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+            table.ident))[0]
         orphans = _parents_deleted_here(conn, table, layout)
         if empty and not layout.ignored and not orphans and \
                 not any(c.float_array for c in layout.targets):

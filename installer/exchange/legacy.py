@@ -41,7 +41,7 @@ def has_integer_ids(path: Path, id_index: int) -> bool:
         reader = csv.reader(handle)
         next(reader, None)
         row = next(reader, None)
-    return bool(row) and len(row) > id_index and bool(_INTEGER.match(row[id_index]))
+    return row is not None and len(row) > id_index and bool(_INTEGER.match(row[id_index]))
 
 
 def _field_span(raw: bytes, index: int) -> tuple[int, int]:

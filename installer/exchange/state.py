@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import psycopg
 
+from installer import db
+
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS installer;
 CREATE TABLE IF NOT EXISTS installer.exchange_state (
@@ -23,7 +25,7 @@ SOURCE = "exports"
 
 
 def recorded(conn: psycopg.Connection) -> str | None:
-    if conn.execute("SELECT to_regclass('installer.exchange_state')").fetchone()[0] is None:
+    if db.one(conn, "SELECT to_regclass('installer.exchange_state')")[0] is None:
         return None
     row = conn.execute("SELECT manifest_sha256 FROM installer.exchange_state WHERE source = %s",
                        (SOURCE,)).fetchone()
