@@ -161,14 +161,14 @@ class CodexClient(McpClient):
             document["mcp_servers"] = tomlkit.table(is_super_table=True)
         table = tomlkit.table()
         table.update(entry)
-        document["mcp_servers"][SERVER_NAME] = table  # type: ignore[index]
+        document["mcp_servers"][SERVER_NAME] = table
         return tomlkit.dumps(document)
 
     def without(self, text: str, source: Path) -> str | None:
         if self.entry_in(text, source) is None:
             return None
         document = self._parse(text, source)
-        del document["mcp_servers"][SERVER_NAME]  # type: ignore[union-attr]
+        del document["mcp_servers"][SERVER_NAME]
         return tomlkit.dumps(document).rstrip("\n") + "\n"  # no blank line left behind
 
 

@@ -559,7 +559,7 @@ def _first_word(statement: str) -> str | None:
     for ttype, value in sqlparse.lexer.tokenize(statement):
         if ttype in sqlparse.tokens.Whitespace or ttype in sqlparse.tokens.Comment or value == ";":
             continue
-        return value.upper()
+        return str(value).upper()
     return None
 
 

@@ -120,10 +120,10 @@ class Table:
         return sql.Identifier(alias, name)
 
 
-def scalar(conn: psycopg.Connection, query: sql.Composable | str,
+def scalar(conn: psycopg.Connection, query: str | sql.SQL | sql.Composed,
            params: tuple[Any, ...] | None = None) -> Any:
     """The first column of the first row, or None without a row."""
-    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(query, params).fetchone()
     return row[0] if row else None
 
 

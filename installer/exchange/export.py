@@ -99,8 +99,8 @@ def _change_seq(conn: psycopg.Connection) -> int | None:
         return None
     if catalog.scalar(conn, "SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))"):
         return None
-    return catalog.scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
-                                "FROM exchange_change_seq")
+    return int(catalog.scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                                    "FROM exchange_change_seq"))
 
 
 def _previous(exports_dir: Path) -> Manifest | None:

@@ -28,6 +28,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run by git as a script: make `installer` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -171,9 +172,9 @@ def merge_rows(base: Path, ours: Path, theirs: Path, out: Path,
     return written
 
 
-def _load_json(path: Path) -> dict:
+def _load_json(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8") or "{}")
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8") or "{}")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MergeRefused(f"{path} is not valid JSON: {exc}") from exc
     if doc and doc.get("format") != FORMAT:
