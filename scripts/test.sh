@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: creates .venv, installs the project with its
 # test extra, installs podman and npm when missing (root + apt), warms the npm cache for the
-# MCP server the tests launch, then runs pytest.
+# MCP server the tests launch, then runs ruff check, mypy and pytest.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k migrations`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +36,9 @@ if command -v npm >/dev/null 2>&1; then
     npm exec --yes --package="$MCP_PACKAGE" -- true >/dev/null 2>&1 \
         || echo "warning: could not fetch $MCP_PACKAGE; its tests will skip (fail with CI=true)" >&2
 fi
+
+# Lint and types first (config in pyproject.toml): a failure stops the run before pytest.
+.venv/bin/ruff check . || { echo "ruff check failed: fix the findings above" >&2; exit 1; }
+.venv/bin/mypy || { echo "mypy failed: fix the type errors above" >&2; exit 1; }
 
 exec .venv/bin/python -m pytest -n 2 "$@"
