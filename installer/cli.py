@@ -17,6 +17,7 @@ from installer.config import MODES
 from installer.console import Console
 from installer.context import Command, RunContext
 from installer.errors import ConfigError, ExitCode, InstallerError
+from installer.pgadmin import command as pgadmin_command
 from installer.wizard import profile_for_run
 
 # Every command and the function that runs it. A new command: a sub-parser in build_parser()
@@ -38,6 +39,7 @@ COMMANDS: dict[str, Command] = {
     "export": commands.cmd_export,
     "import": commands.cmd_import,
     "hooks": commands.cmd_hooks,
+    "pgadmin": pgadmin_command.cmd_pgadmin,
     "print-config": show_config.cmd_print_config,  # --print-config, with any command
 }
 
@@ -69,6 +71,8 @@ def _common_options() -> _Parser:
     where.add_argument("--mcp-clients", metavar="A,B",
                        help="MCP clients to configure: claude-code, cursor, vscode, "
                        "claude-desktop, gemini, codex (comma-separated; empty for none)")
+    where.add_argument("--with-pgadmin", dest="pgadmin", action="store_true",
+                       help="also run pgAdmin 4 on 127.0.0.1 (LEARNING_PGADMIN=1)")
     where.add_argument("--yes", "-y", action="store_true",
                        help="answer yes; never prompt (also LEARNING_YES=1)")
     where.add_argument("--profile", metavar="NAME|PATH",
@@ -129,12 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--remote", default="origin", help=argparse.SUPPRESS)
     hooks.add_argument("--refspec", action="append", default=[], help=argparse.SUPPRESS)
     hooks.add_argument("--git-pid", type=int, default=0, help=argparse.SUPPRESS)
+    pgadmin = sub.add_parser("pgadmin", parents=[common],
+                             help="pgAdmin 4 on 127.0.0.1 with the learning server registered")
+    pgadmin.add_argument("action", nargs="?", default="start", choices=pgadmin_command.ACTIONS,
+                         help="start (default), stop, status or logs")
+    pgadmin.add_argument("--lines", "-n", type=int, default=50, help="logs: how many lines")
     return parser
 
 
 def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "image", "mcp_clients")
+             "image", "mcp_clients", "pgadmin")
     return {name: getattr(args, name, None) for name in names}
 
 

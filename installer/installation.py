@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from installer import backends
+from installer import backends, envkeys
 from installer import credentials as cred
 from installer.backends.base import Backend
 from installer.backends.docker import DockerBackend
@@ -23,6 +24,8 @@ from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.mcp_config import clients_named
+from installer.pgadmin.registration import Login
+from installer.pgadmin.runner import Pgadmin, PgadminStep, pgadmin_for
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
 from installer.schema_maintenance import maintenance_steps
@@ -52,6 +55,11 @@ class Installation:
         backend = backends.backend_class(mode).build(settings, recorded, passwords, notes)
         settings.mode = mode
         return cls(settings, recorded, passwords, backend, detection, notes)
+
+    @cached_property
+    def pgadmin(self) -> Pgadmin:
+        """pgAdmin 4 for this installation (its login from .env, or a new one)."""
+        return pgadmin_for(self, Login.from_env(self.recorded))
 
     # -- connections -------------------------------------------------------------------------
     def owner_conn(self) -> ConnInfo:
@@ -86,6 +94,11 @@ class Installation:
         } | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
+        if self.settings.pgadmin:
+            values |= {"LEARNING_PGADMIN": "true", "LEARNING_PGADMIN_IMAGE":
+                       self.settings.pgadmin_image} | self.pgadmin.login.env_values(
+                           self.pgadmin.port)
+        envkeys.require_registered(values)
         return values
 
     def steps(self, console: Console | None = None) -> list[Step]:
@@ -100,6 +113,7 @@ class Installation:
             exchange.append(ImportExportsStep(self.owner_conn(), s.exports_dir,
                                               console or Console(quiet=True)))
         hooks: list[Step] = [PrePushHookStep(s.project_dir)] if s.install_hooks else []
+        pgadmin: list[Step] = [PgadminStep(self.pgadmin)] if s.pgadmin else []
         return [
             EnvFileStep(s.env_path, self.env_values()),
             *self.backend.server_steps(),
@@ -110,6 +124,7 @@ class Installation:
             AgentGrantsStep(self.owner_conn(), s.agent_role),
             *exchange,
             PgpassStep(self.agent_conn()),
+            *pgadmin,
             *(McpConfigStep(client, s.project_dir, self.agent_conn())
               for client in clients_named(s.mcp_clients)),
             *hooks,
