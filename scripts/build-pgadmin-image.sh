@@ -59,6 +59,7 @@ LOG_FILE = '/dev/null'
 DEFAULT_SERVER = '0.0.0.0'
 DEFAULT_SERVER_PORT = int(os.environ.get('PGADMIN_LISTEN_PORT', '80'))
 UPGRADE_CHECK_ENABLED = False
+SHOW_GRAVATAR_IMAGE = False  # no calls out (the official image takes PGADMIN_CONFIG_*)
 PY
 mkdir -p "$R"/usr/local/bin
 cat > "$R"/usr/local/bin/entrypoint.sh <<'ENTRYPOINT_EOF'

@@ -178,7 +178,8 @@ def _user() -> str:
 def _environment(email: str, password: str) -> dict[str, str]:
     return {"PGADMIN_DEFAULT_EMAIL": email, "PGADMIN_DEFAULT_PASSWORD": password,
             "PGADMIN_SERVER_JSON_FILE": SERVERS_PATH,
-            "PGADMIN_CONFIG_UPGRADE_CHECK_ENABLED": "False"}
+            "PGADMIN_CONFIG_UPGRADE_CHECK_ENABLED": "False",
+            "PGADMIN_CONFIG_SHOW_GRAVATAR_IMAGE": "False"}
 
 
 def _mounts(login: Login, servers: Path, pgpass: Path) -> dict[Path, str]:
