@@ -24,6 +24,7 @@ from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.mcp_config import clients_named
+from installer.pgadmin.registration import EMAIL as PGADMIN_EMAIL
 from installer.pgadmin.registration import Login
 from installer.pgadmin.runner import Pgadmin, PgadminStep, pgadmin_for
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
@@ -94,10 +95,10 @@ class Installation:
         } | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
-        if self.settings.pgadmin:
-            values |= {"LEARNING_PGADMIN": "true", "LEARNING_PGADMIN_IMAGE":
-                       self.settings.pgadmin_image} | self.pgadmin.login.env_values(
-                           self.pgadmin.port)
+        if self.settings.pgadmin or PGADMIN_EMAIL in self.recorded:  # asked for, or run before
+            values |= {"LEARNING_PGADMIN": str(self.settings.pgadmin).lower(),
+                       "LEARNING_PGADMIN_IMAGE": self.settings.pgadmin_image,
+                       } | self.pgadmin.login.env_values(self.pgadmin.port)
         envkeys.require_registered(values)
         return values
 
