@@ -73,6 +73,9 @@ def _common_options() -> _Parser:
                        "claude-desktop, gemini, codex (comma-separated; empty for none)")
     where.add_argument("--with-pgadmin", dest="pgadmin", action="store_true",
                        help="also run pgAdmin 4 on 127.0.0.1 (LEARNING_PGADMIN=1)")
+    where.add_argument("--capture-agent-work", action=argparse.BooleanOptionalAction,
+                       help="Claude Code hooks record sessions and sub-agent runs in the "
+                       "learning tables (default on; --no-capture-agent-work removes them)")
     where.add_argument("--yes", "-y", action="store_true",
                        help="answer yes; never prompt (also LEARNING_YES=1)")
     where.add_argument("--profile", metavar="NAME|PATH",
@@ -143,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "image", "mcp_clients", "pgadmin")
+             "image", "mcp_clients", "pgadmin", "capture_agent_work")
     return {name: getattr(args, name, None) for name in names}
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from installer import db, program
 from installer.backends.docker import DockerBackend, docker_spec
+from installer.capture.claude_settings import remove_hooks
 from installer.compose import compose_env, write_compose
 from installer.config import find_env_file, resolve_settings
 from installer.console import Console
@@ -190,6 +191,8 @@ def cmd_uninstall(ctx: RunContext) -> ExitCode:
         if removed_from := remove_entry(client, project_dir, agent):
             console.step(f"MCP server entry for {client.label}", "changed",
                          f"removed from {removed_from}")
+    if removed_from := remove_hooks(project_dir):
+        console.step("Claude Code capture hooks", "changed", f"removed from {removed_from}")
     path = pgpass_path()
     if path.exists():
         write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,

@@ -43,6 +43,7 @@ class Settings:
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
     import_exports: bool = True
     install_hooks: bool = True
+    capture_agent_work: bool = True  # Claude Code hooks record sessions and sub-agent runs
     health_timeout: float = 60.0
     pgadmin: bool = False  # run pgAdmin 4 beside the database (--with-pgadmin)
     pgadmin_image: str = "dpage/pgadmin4"  # docker mode
@@ -87,6 +88,7 @@ _ENVIRONMENT = {
     "pgadmin": ("LEARNING_PGADMIN", "LEARNING_PGADMIN"),
     "pgadmin_image": ("LEARNING_PGADMIN_IMAGE", "LEARNING_PGADMIN_IMAGE"),
     "pgadmin_port": ("LEARNING_PGADMIN_PORT", "PGADMIN_PORT"),
+    "capture_agent_work": ("LEARNING_CAPTURE_AGENT_WORK", "LEARNING_CAPTURE_AGENT_WORK"),
 }
 
 

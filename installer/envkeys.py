@@ -25,6 +25,7 @@ ENV_KEYS: dict[str, str] = {
     "LEARNING_MCP_CLIENTS": "MCP clients configured (comma-separated, or none)",
     "LEARNING_IMPORT_EXPORTS": "true: install imports exports/ into the database",
     "LEARNING_INSTALL_HOOKS": "true: install the git pre-push hook that exports",
+    "LEARNING_CAPTURE_AGENT_WORK": "true: Claude Code hooks record sessions and sub-agent runs",
     "LEARNING_DATA_DIR": "native mode: the instance directory (cluster, log, socket)",
     "LEARNING_PG_BINARIES": "native mode: embedded or system PostgreSQL binaries",
     "LEARNING_IMAGE": "docker mode: the PostgreSQL image",

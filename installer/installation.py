@@ -17,6 +17,7 @@ from installer import credentials as cred
 from installer.backends.base import Backend
 from installer.backends.docker import DockerBackend
 from installer.backends.native import NativeBackend
+from installer.capture.steps import CaptureSpoolStep, ClaudeHooksStep
 from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
@@ -92,6 +93,7 @@ class Installation:
             "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
+            "LEARNING_CAPTURE_AGENT_WORK": str(self.settings.capture_agent_work).lower(),
         } | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
@@ -123,12 +125,14 @@ class Installation:
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),
             AgentGrantsStep(self.owner_conn(), s.agent_role),
+            CaptureSpoolStep(s.project_dir, self.owner_conn()),
             *exchange,
             PgpassStep(self.agent_conn()),
             *pgadmin,
             *(McpConfigStep(client, s.project_dir, self.agent_conn())
               for client in clients_named(s.mcp_clients)),
             *hooks,
+            ClaudeHooksStep(s.project_dir, s.capture_agent_work, s.env_file),
         ]
 
 

@@ -121,6 +121,10 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
         answers["install_hooks"] = questionary.confirm(
             "Install the git hook that exports learning data on push?",
             default=settings.install_hooks and (project_dir / ".git").exists()).unsafe_ask()
+    if "capture_agent_work" in asked:
+        answers["capture_agent_work"] = questionary.confirm(
+            "Record Claude Code sessions and sub-agent runs in the learning tables (hooks in "
+            ".claude/settings.json)?", default=settings.capture_agent_work).unsafe_ask()
     path = Path("(wizard answers)")
     if questionary.confirm("Save these answers as a profile for unattended installs?",
                            default=False).unsafe_ask():

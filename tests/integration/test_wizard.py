@@ -44,6 +44,8 @@ def test_wizard_answers_drive_the_install_and_replay_as_a_profile(project: Proje
     child.send("n")
     child.expect("Install the git hook")
     child.send("n")
+    child.expect("Record Claude Code sessions")
+    child.send("n")
     child.expect("Save these answers as a profile")
     child.send("y")
     child.expect("Profile file")
@@ -52,10 +54,11 @@ def test_wizard_answers_drive_the_install_and_replay_as_a_profile(project: Proje
     env = project.read_env()
     assert env["PGDATABASE"] == "wizard_db" and env["PGPORT"] == str(project.port)
     assert (project.path / ".cursor" / "mcp.json").exists()
+    assert not (project.path / ".claude" / "settings.json").exists()  # capture declined
     saved = load_profile("local", project.path)
     assert saved.values == {"mode": "native", "port": project.port, "database": "wizard_db",
                             "mcp_clients": ["claude-code", "cursor"], "import_exports": False,
-                            "install_hooks": False}
+                            "install_hooks": False, "capture_agent_work": False}
     # a re-run asks nothing (the answers are recorded) and changes nothing
     again = _spawn(project, "--full")
     assert _finish(again) == 0
