@@ -107,9 +107,9 @@ class NativePgadmin:
             self._run([sys.executable, "-m", "venv", str(self.venv)], "create its venv")
             self._run([str(self.python), "-m", "pip", "install", "--quiet",
                        "--disable-pip-version-check", REQUIREMENT], "install pgadmin4 from PyPI")
-        found = self._run([str(self.python), "-c",
-                           "import pathlib, pgadmin4; print(pathlib.Path(pgadmin4.__file__)"
-                           ".parent)"], "find the pgadmin4 package")
+        found = self._run([str(self.python), "-c",  # a namespace package: no __file__
+                           "import pgadmin4; print(list(pgadmin4.__path__)[0])"],
+                          "find the pgadmin4 package")
         return Path(found.strip())
 
     def _run(self, args: list[str], doing: str, env: dict[str, str] | None = None) -> str:

@@ -15,6 +15,7 @@ import docker
 import pytest
 import yaml
 
+from installer.pgadmin.registration import wait_until_up
 from tests.conftest import free_port
 from tests.integration.test_docker_mode import (  # noqa: F401 - fixtures
     DockerProject,
@@ -95,7 +96,9 @@ def test_compose_up_install_down_up_keeps_every_row(dproject: DockerProject,  # 
         assert table_rows(dproject) == before
 
         pgadmin = dproject.engine.client.containers.get(f"{dproject.name}-pgadmin")
-        assert pgadmin.status == "running"
-        assert pgadmin.attrs["HostConfig"]["PortBindings"]["80/tcp"][0]["HostIp"] == "127.0.0.1"
+        assert pgadmin.attrs["HostConfig"]["PortBindings"]["80/tcp"] == [
+            {"HostIp": "127.0.0.1", "HostPort": web_port}]
+        wait_until_up(f"http://127.0.0.1:{web_port}", lambda: True,
+                      lambda: pgadmin.logs(tail=30).decode(errors="replace"))
     finally:
         compose(dproject, "down", "-v")
