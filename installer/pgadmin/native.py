@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from installer.credentials import ConnInfo
-from installer.errors import EnvironmentProblem
+from installer.errors import EnvironmentProblem, ServerError
 from installer.fileutil import write_atomic
 from installer.pgadmin.registration import Login, choose_port, wait_until_up, write_files
 from installer.steps import Check, ok
@@ -98,7 +98,11 @@ class NativePgadmin:
                                        stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         write_atomic(self.pidfile, f"{process.pid} {self.port}\n".encode(), mode=0o600)
-        waited = wait_until_up(self.url, lambda: process.poll() is None, self.log_tail)
+        try:
+            waited = wait_until_up(self.url, lambda: process.poll() is None, self.log_tail)
+        except ServerError:
+            self.stop()  # never leave a half-started pgAdmin behind
+            raise
         return f"pgAdmin on {self.url} (pid {process.pid}, ready after {waited:.1f} s)"
 
     def _install(self) -> Path:
