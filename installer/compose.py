@@ -21,7 +21,7 @@ from installer.config import Settings
 from installer.credentials import ConnInfo, Passwords
 from installer.fileutil import write_if_changed
 from installer.pgadmin.container import compose_service
-from installer.pgadmin.registration import FIRST_PORT, PORT, Login, write_files
+from installer.pgadmin.registration import FIRST_PORT, Login, write_files
 from installer.ports import next_free_port
 
 HEADER = f"""\
@@ -49,7 +49,7 @@ def compose_env(spec: ContainerSpec, settings: Settings, recorded: Mapping[str, 
     (kept when present, else generated), and where the containers are."""
     passwords = Passwords.from_env(recorded)
     login = Login.from_env(recorded)
-    port = int(recorded.get(PORT) or settings.pgadmin_port or next_free_port(FIRST_PORT))
+    port = settings.pgadmin_port or next_free_port(FIRST_PORT)  # recorded as PGADMIN_PORT
     owner = ConnInfo(spec.name, 5432, settings.database, settings.owner_role, passwords.owner)
     write_files(settings.project_dir / ".pgadmin", spec.name, 5432, owner)
     values = {cred.ADMIN_PASSWORD: passwords.admin, cred.OWNER_PASSWORD: passwords.owner,

@@ -139,7 +139,8 @@ class PgadminContainer:
 
     def _run_kwargs(self, servers: Path, pgpass: Path) -> dict[str, Any]:
         return {
-            "image": self.image, "name": self.name, "detach": True, "user": _user(),
+            "image": self.image, "name": self.name, "detach": True,
+            **({"user": user} if (user := _user()) else {}),
             "environment": _environment(self.login.email, self.login.password),
             "labels": self.db.spec.labels, "network": self.db.spec.network,
             "ports": {HTTP_PORT: ("127.0.0.1", self.port)},
@@ -171,8 +172,10 @@ class PgadminContainer:
         return message
 
 
-def _user() -> str:
-    return f"{os.getuid()}:0"
+def _user() -> str | None:
+    """The caller's uid (group 0), so the container can read the 0600 pgpass file; None where
+    there are no uids (Windows: the image's own user reads what Docker Desktop mounts)."""
+    return f"{os.getuid()}:0" if hasattr(os, "getuid") else None
 
 
 def _environment(email: str, password: str) -> dict[str, str]:
@@ -196,7 +199,8 @@ def compose_service(db: ContainerSpec, image: str, login: Login, folder: Path
     volume = f"{name}-data"
     mounts = _mounts(login, folder / "servers.json", folder / "pgpass")
     return {
-        "image": image, "container_name": name, "profiles": ["tools"], "user": _user(),
+        "image": image, "container_name": name, "profiles": ["tools"],
+        **({"user": user} if (user := _user()) else {}),
         "restart": "unless-stopped", "depends_on": ["postgres"],
         "environment": _environment(f"${{{EMAIL}:?run install.py compose first}}",
                                     f"${{{PASSWORD}:?run install.py compose first}}"),

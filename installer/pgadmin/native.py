@@ -51,10 +51,11 @@ class NativePgadmin:
         """The pid of our pgAdmin when it runs (a reused pid of another program is not it)."""
         try:
             pid = int(self.pidfile.read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            os.kill(pid, 0)
         except (OSError, ValueError, IndexError):
             return None
-        return pid if SCRIPT.encode() in cmdline else None
+        cmdline = Path(f"/proc/{pid}/cmdline")  # where there is /proc, make sure it is pgAdmin
+        return pid if not cmdline.exists() or SCRIPT.encode() in cmdline.read_bytes() else None
 
     def _running_port(self) -> int | None:
         try:
@@ -158,7 +159,7 @@ class NativePgadmin:
             return "pgAdmin is not running"
         os.killpg(pid, signal.SIGTERM)
         for _ in range(100):
-            if self.pid() is None or not Path(f"/proc/{pid}").exists():
+            if self.pid() is None:
                 break
             time.sleep(0.1)
         else:
