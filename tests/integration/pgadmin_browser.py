@@ -51,9 +51,12 @@ def browse_learning_server(url: str, email: str, password: str, database: str, t
 
         def open_path(*names: str) -> None:
             for name, child in itertools.pairwise(names):
-                for _ in range(4):  # a click while the node is still loading can be lost
+                for attempt in range(4):  # a click while the node is loading can be lost
                     entry(name).wait_for()
                     toggle = entry(name).locator(".directory-toggle")
+                    if attempt and "open" in (toggle.get_attribute("class") or ""):
+                        toggle.click()  # it opened empty while connecting: close, open again
+                        time.sleep(1)
                     if "open" not in (toggle.get_attribute("class") or ""):
                         toggle.click()
                     try:
