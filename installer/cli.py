@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -12,11 +13,12 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from installer import commands, db, lifecycle, program, show_config
+from installer import commands, db, lifecycle, locking, program, show_config
 from installer.config import MODES
 from installer.console import Console
 from installer.context import Command, RunContext
-from installer.errors import ConfigError, ExitCode, InstallerError
+from installer.errors import ConfigError, ExitCode, InstallerError, file_problem
+from installer.mcp_server import command as mcp_server_command
 from installer.pgadmin import command as pgadmin_command
 from installer.wizard import profile_for_run
 
@@ -39,9 +41,13 @@ COMMANDS: dict[str, Command] = {
     "export": commands.cmd_export,
     "import": commands.cmd_import,
     "hooks": commands.cmd_hooks,
+    "mcp-server": mcp_server_command.cmd_mcp_server,
     "pgadmin": pgadmin_command.cmd_pgadmin,
     "print-config": show_config.cmd_print_config,  # --print-config, with any command
 }
+# commands that change the server, the database or the checkout's files: one run at a time
+_CHANGES_STATE = ("install", "start", "stop", "uninstall", "migrate", "import", "restore",
+                  "refresh", "export")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="apply files numbered below the last applied one")
     migrate.add_argument("--accept-checksum", metavar="MODULE/NNN_name",
                          help="record the current checksum of an edited, applied file")
+    migrate.add_argument("--rollback-to", metavar="MODULE/NNN",
+                         help="revert what was applied after MODULE/NNN (000: the whole module) "
+                         "with the files' down parts, after a backup")
+    migrate.add_argument("--dry-run", action="store_true",
+                         help="with --rollback-to: list what would be reverted, change nothing")
     sub.add_parser("detect", parents=[common], help="report what this machine offers")
     sub.add_parser("compose", parents=[common],
                    help="write compose.yaml for the docker-mode container (no password in it)")
@@ -136,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--remote", default="origin", help=argparse.SUPPRESS)
     hooks.add_argument("--refspec", action="append", default=[], help=argparse.SUPPRESS)
     hooks.add_argument("--git-pid", type=int, default=0, help=argparse.SUPPRESS)
+    mcp = sub.add_parser("mcp-server", parents=[common],
+                         help="serve the learning database to one MCP client on stdio (the "
+                         "client configs start it)")
+    mcp.add_argument("--url", help="the agent role's postgresql:// URL, without a password "
+                     "(default: from .env)")
+    mcp.add_argument("--timeout", type=float, default=30.0,
+                     help="seconds a statement may run (default 30)")
+    mcp.add_argument("--max-rows", type=int, default=500,
+                     help="rows returned by one query at most (default 500)")
     pgadmin = sub.add_parser("pgadmin", parents=[common],
                              help="pgAdmin 4 on 127.0.0.1 with the learning server registered")
     pgadmin.add_argument("action", nargs="?", default="start", choices=pgadmin_command.ACTIONS,
@@ -150,7 +170,13 @@ def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in names}
 
 
-def _context(args: argparse.Namespace, project_dir: Path, console: Console) -> RunContext:
+def _changes_state(command: str, args: argparse.Namespace) -> bool:
+    return command in _CHANGES_STATE and not getattr(args, "dry_run", False) \
+        and not getattr(args, "list_only", False)
+
+
+def _context(args: argparse.Namespace, project_dir: Path, console: Console,
+             locks: locking.RunLocks | None) -> RunContext:
     if not (project_dir / "sql").is_dir():
         raise ConfigError(f"{project_dir} is not a learning-installer checkout (no sql/)",
                           hint="run install.py from the repository, or pass --project-dir")
@@ -158,7 +184,7 @@ def _context(args: argparse.Namespace, project_dir: Path, console: Console) -> R
         args.yes = True
     flags = _flags_from(args)
     return RunContext(project_dir=project_dir, args=args, flags=flags, console=console,
-                      profile=profile_for_run(project_dir, args, flags, console))
+                      profile=profile_for_run(project_dir, args, flags, console), locks=locks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,28 +197,46 @@ def main(argv: list[str] | None = None) -> int:
                        or os.environ.get("LEARNING_PROJECT_DIR") or Path.cwd()).resolve()
     started = time.monotonic()
     try:
-        code = COMMANDS[command](_context(args, project_dir, console))
+        with contextlib.ExitStack() as held:
+            locks = None
+            if _changes_state(command, args):
+                shown = program.command("--full" if command == "install" else command)
+                locks = held.enter_context(locking.run_locked(console, project_dir, shown))
+            code = COMMANDS[command](_context(args, project_dir, console, locks))
         console.detail(f"{command} took {time.monotonic() - started:.2f} s")
         return int(code)
     except InstallerError as exc:
-        if console.verbose:
-            console.err.print(traceback.format_exc())
-        console.error(exc)
-        if getattr(args, "dry_run", False):  # a plan's exit codes: 0 none, 2 changes, 1 error
-            return int(ExitCode.FAILED)
-        return int(exc.exit_code)
+        return _failed(exc, console, args)
     except psycopg.Error as exc:  # the server refused, or was not there, outside any step
         if console.verbose:
             console.err.print(traceback.format_exc())
         console.error(db.refused(exc))
         return int(ExitCode.FAILED if getattr(args, "dry_run", False) else ExitCode.SERVER)
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: let the last resort report it
+            return _unexpected(exc, console)
+        return _failed(file_problem(exc), console, args)
     except KeyboardInterrupt:
         console.err.print("interrupted")
         return int(ExitCode.INTERRUPTED)
-    except Exception as exc:  # last resort: one clear line, the traceback only on request
-        if console.verbose:
-            console.err.print(traceback.format_exc())
-        console.error(InstallerError(f"unexpected error: {type(exc).__name__}: {exc}",
-                                     hint="re-run with --verbose for the traceback, and report "
-                                     "it with that output"))
+    except Exception as exc:
+        return _unexpected(exc, console)
+
+
+def _failed(exc: InstallerError, console: Console, args: argparse.Namespace) -> int:
+    if console.verbose:
+        console.err.print(traceback.format_exc())
+    console.error(exc)
+    if getattr(args, "dry_run", False):  # a plan's exit codes: 0 none, 2 changes, 1 error
         return int(ExitCode.FAILED)
+    return int(exc.exit_code)
+
+
+def _unexpected(exc: Exception, console: Console) -> int:
+    """The last resort: one clear line, the traceback only on request."""
+    if console.verbose:
+        console.err.print(traceback.format_exc())
+    console.error(InstallerError(f"unexpected error: {type(exc).__name__}: {exc}",
+                                 hint="re-run with --verbose for the traceback, and report it "
+                                 "with that output"))
+    return int(ExitCode.FAILED)

@@ -10,8 +10,9 @@ import psycopg
 from psycopg import sql
 from rich.table import Table
 
-from installer import db, program
+from installer import db, program, schema_drift
 from installer.backends.docker import DockerBackend, docker_spec
+from installer.backends.native import PortTaken
 from installer.capture.claude_settings import remove_hooks
 from installer.compose import compose_env, write_compose
 from installer.config import find_env_file, resolve_settings
@@ -23,15 +24,17 @@ from installer.exchange import hook
 from installer.exchange.import_ import find_source
 from installer.exchange.sync import run_export, run_import
 from installer.installation import Installation
+from installer.lifecycle import backup
 from installer.mcp_config import CLIENTS, remove_entry
-from installer.migrations import Migrator
+from installer.migrations import Migrator, Recorded
 from installer.modules import select_modules
 from installer.pgadmin.registration import EMAIL
 from installer.pgadmin.runner import Pgadmin, report
-from installer.pgpass import pgpass_path, remove_from_pgpass, write_pgpass
+from installer.pgpass import pgpass_path, read_pgpass, remove_from_pgpass, write_pgpass
 from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
 from installer.schema_maintenance import refresh
+from installer.size_history import SizeReading, record_size
 from installer.steps import StepResult, checked, run_steps
 
 
@@ -41,23 +44,37 @@ def _report_detection(installation: Installation, console: Console) -> None:
     console.heading("Detected")
     console.info(f"  OS: {d.os}{' (inside a container)' if d.in_container else ''}")
     console.info(f"  Docker daemon: {d.docker_daemon or 'not reachable'}")
-    console.info("  system PostgreSQL: " + (d.system_pg.version if d.system_pg else "none"))
+    console.info("  system PostgreSQL: " + (f"{d.system_pg.version} ("
+                 f"{'with' if d.system_pg.has_pgvector else 'no'} pgvector)" if d.system_pg
+                 else "none"))
     console.info("  embedded PostgreSQL: " + (
         f"{d.embedded_pg.version} with pgvector" if d.embedded_pg else "none"))
     console.info("  ports: " + ", ".join(f"{port} {'free' if free else 'in use'}"
                                          for port, free in d.free_ports.items()))
     console.info(f"  mode: {installation.settings.mode} ({b.get('binaries', '')}), "
                  f"port {b.get('port')}")
+    if b.get("binaries_why"):
+        console.info(f"  binaries: {b['binaries_why']}")
+
+
+_PORT_ATTEMPTS = 3  # another program may take the chosen port before the server binds it
 
 
 def cmd_install(ctx: RunContext) -> ExitCode:
     project_dir, args, console = ctx.project_dir, ctx.args, ctx.console
     dry_run = bool(getattr(args, "dry_run", False))
-    installation = ctx.installation(installed=False, probe_docker=True)
+    installation = ctx.installation(installed=False, probe_docker=True, choose_port=True)
     _report_detection(installation, console)
     console.heading("Plan" if dry_run else "Install")
-    steps = installation.steps(console)
-    results = run_steps(steps, console, dry_run=dry_run)
+    for attempt in range(_PORT_ATTEMPTS):
+        steps = installation.steps(console)
+        try:
+            results = run_steps(steps, console, dry_run=dry_run)
+            break
+        except PortTaken as taken:
+            if attempt + 1 == _PORT_ATTEMPTS:
+                raise
+            installation.move_off(taken, console)
     changed = [r for r in results if r.state in ("changed", "planned")]
     summary = _summary(installation, results)
     if dry_run:
@@ -91,12 +108,11 @@ def _summary(installation: Installation, results: list[StepResult]) -> dict[str,
             "database": installation.owner_conn().masked_url()}
 
 
-def table_counts(installation: Installation) -> dict[str, int]:
-    with db.connect(installation.owner_conn()) as conn:
-        names = [row[0] for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        return {name: int((conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier(name))).fetchone() or (0,))[0]) for name in names}
+def table_counts(conn: psycopg.Connection) -> dict[str, int]:
+    names = [row[0] for row in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+    return {name: int((conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        sql.Identifier(name))).fetchone() or (0,))[0]) for name in names}
 
 
 def cmd_status(ctx: RunContext) -> ExitCode:
@@ -107,14 +123,17 @@ def cmd_status(ctx: RunContext) -> ExitCode:
     healthy = all(check.ok for _, check in checks)
     pending: list[str] = []
     tables: dict[str, int] = {}
+    missing: list[schema_drift.Missing] = []
+    size: SizeReading | None = None
     try:
-        migrator = Migrator(installation.owner_conn().kwargs(),
-                            select_modules(installation.settings.sql_dir,
-                                           installation.settings.modules))
-        current = migrator.plan()
-        pending = [m.id for m in current.pending + current.out_of_order + current.changed]
-        tables = table_counts(installation)
-    except (psycopg.OperationalError, ServerError):  # the checks above say why
+        with db.connect(installation.owner_conn(), autocommit=True) as conn:
+            current = Migrator(conn, select_modules(installation.settings.sql_dir,
+                                                    installation.settings.modules)).plan()
+            pending = [m.id for m in current.pending + current.out_of_order + current.changed]
+            missing = schema_drift.find(conn)
+            tables = table_counts(conn)
+            size = record_size(conn)
+    except ServerError:  # the checks above say why
         healthy = False
     table = Table(title=f"learning installation ({installation.settings.mode})")
     table.add_column("check")
@@ -131,6 +150,12 @@ def cmd_status(ctx: RunContext) -> ExitCode:
         for name, count in tables.items():
             counts.add_row(name, str(count))
         console.table(counts)
+    for gone in missing:
+        console.warn(f"missing: {gone.describe()}")
+    if size:
+        console.info(f"database {installation.settings.database}: {size.describe()}")
+    if why := installation.backend.describe().get("binaries_why"):
+        console.info(f"binaries: {why}")
     pgadmin = _pgadmin_if_any(installation)
     if pgadmin is not None:
         report(pgadmin, console)
@@ -142,6 +167,8 @@ def cmd_status(ctx: RunContext) -> ExitCode:
         "server": installation.backend.describe(),
         "database": installation.owner_conn().masked_url(),
         "pending_migrations": pending, "tables": tables,
+        "missing_objects": {m.migration: list(m.objects) for m in missing},
+        "size": size.as_dict() if size else None,
         "checks": [{"check": t, "state": c.state, "detail": c.detail} for t, c in checks],
     })
     return ExitCode.OK if healthy else ExitCode.SERVER
@@ -194,8 +221,8 @@ def cmd_uninstall(ctx: RunContext) -> ExitCode:
     if removed_from := remove_hooks(project_dir):
         console.step("Claude Code capture hooks", "changed", f"removed from {removed_from}")
     path = pgpass_path()
-    if path.exists():
-        write_pgpass(path, remove_from_pgpass(path.read_text(), agent.host, agent.port,
+    if existing := read_pgpass(path):
+        write_pgpass(path, remove_from_pgpass(existing, agent.host, agent.port,
                                               agent.dbname, agent.user))
         console.step("Agent password", "changed", f"removed from {path}")
     if purge:
@@ -211,32 +238,72 @@ def cmd_uninstall(ctx: RunContext) -> ExitCode:
 def cmd_migrate(ctx: RunContext) -> ExitCode:
     args, console = ctx.args, ctx.console
     installation = ctx.installation(installed=False)
-    migrator = Migrator(installation.owner_conn().kwargs(),
-                        select_modules(installation.settings.sql_dir,
-                                       installation.settings.modules))
-    if getattr(args, "accept_checksum", None):
-        migrator.accept_checksum(args.accept_checksum)
-        console.step(f"Checksum of {args.accept_checksum}", "changed", "accepted")
-        return ExitCode.OK
-    if getattr(args, "list_only", False):
-        current = migrator.plan()
-        for name in current.applied:
-            console.step(name, "ok", "applied")
-        for m in current.pending:
-            console.step(m.id, "planned", "pending")
-        for m in current.out_of_order:
-            console.step(m.id, "failed", "out of order")
-        for m in current.changed:
-            console.step(m.id, "failed", "edited after it was applied")
-        for name in current.missing_files:
-            console.step(name, "skipped", "applied, file missing")
-        console.emit_json({"applied": current.applied,
-                           "pending": [m.id for m in current.pending]})
-        return ExitCode.OK
-    applied = migrator.migrate(allow_out_of_order=getattr(args, "allow_out_of_order", False))
+    modules = select_modules(installation.settings.sql_dir, installation.settings.modules)
+    with db.connect(installation.owner_conn(), autocommit=True) as conn:
+        migrator = Migrator(conn, modules)
+        if getattr(args, "rollback_to", None):
+            return _rollback(installation, migrator, args.rollback_to,
+                             bool(getattr(args, "dry_run", False)), console)
+        if getattr(args, "accept_checksum", None):
+            migrator.accept_checksum(args.accept_checksum)
+            console.step(f"Checksum of {args.accept_checksum}", "changed", "accepted")
+            return ExitCode.OK
+        if getattr(args, "list_only", False):
+            current = migrator.plan()
+            for name in current.applied:
+                console.step(name, "ok", "applied")
+            for m in current.pending:
+                console.step(m.id, "planned", "pending")
+            for m in current.out_of_order:
+                console.step(m.id, "failed", "out of order")
+            for m in current.changed:
+                console.step(m.id, "failed", "edited after it was applied")
+            for name in current.missing_files:
+                console.step(name, "skipped", "applied, file missing")
+            console.emit_json({"applied": current.applied,
+                               "pending": [m.id for m in current.pending]})
+            return ExitCode.OK
+        applied = migrator.migrate(allow_out_of_order=getattr(args, "allow_out_of_order", False))
     console.step("Schema migrations", "changed" if applied else "ok",
                  ", ".join(m.id for m in applied) or "none pending")
     console.emit_json({"ok": True, "applied": [m.id for m in applied]})
+    return ExitCode.OK
+
+
+def _rollback(installation: Installation, migrator: Migrator, target: str, dry_run: bool,
+              console: Console) -> ExitCode:
+    """`migrate --rollback-to TARGET`: a pg_dump backup, then the down parts, last first."""
+    if dry_run:
+        steps = migrator.rollback_plan(target)
+        for step in steps:
+            console.step(step.id, "planned", "would be reverted")
+        console.info(f"{len(steps)} migration(s) would be reverted after a backup; nothing was "
+                     "changed." if steps else f"nothing is applied after {target}.")
+        console.emit_json({"ok": True, "dry_run": True, "revert": [s.id for s in steps]})
+        return ExitCode.CHANGES_PENDING if steps else ExitCode.OK
+    saved: list[Path] = []
+
+    def take_backup(steps: list[Recorded]) -> None:
+        with console.working("Backup before the rollback"):
+            saved.append(backup(installation, "-before-rollback"))
+        console.step("Backup of the current content", "changed", str(saved[0]))
+
+    try:
+        steps = migrator.rollback(target, before=take_backup)
+    except InstallerError as exc:
+        if saved:
+            exc.hint = "; ".join(filter(None, (exc.hint, f"your data before the rollback is "
+                                                         f"in {saved[0]}")))
+        raise
+    for step in steps:
+        console.step(step.id, "changed", "reverted")
+    if steps:
+        console.info(f"{program.command('--full')} applies them again; "
+                     f"{program.command(f'restore {saved[0]}')} brings back the data")
+    else:
+        console.step(f"Rollback to {target}", "ok", f"nothing is applied after {target}")
+    console.emit_json({"ok": True, "reverted": [s.id for s in steps],
+                       "backup": str(saved[0]) if saved else None})
     return ExitCode.OK
 
 
@@ -244,8 +311,10 @@ def cmd_detect(ctx: RunContext) -> ExitCode:
     console = ctx.console
     installation = ctx.installation(installed=False, probe_docker=True)
     _report_detection(installation, console)
+    server = installation.backend.describe()
     console.emit_json({"detected": installation.detection.as_dict(),
-                       "mode": installation.settings.mode})
+                       "mode": installation.settings.mode, "binaries": server.get("binaries"),
+                       "binaries_why": server.get("binaries_why")})
     return ExitCode.OK
 
 
@@ -303,7 +372,7 @@ def cmd_import(ctx: RunContext) -> ExitCode:
     if folder != exports and not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder",
                           hint="--from takes an export folder or a folder of CSV files")
-    source = find_source(folder)
+    source = find_source(folder, legacy_allowed=folder != exports)
     if source is None:
         console.info(f"no exports to import in {folder}")
         console.emit_json({"ok": True, "tables": {}})
@@ -324,6 +393,7 @@ def cmd_hooks(ctx: RunContext) -> ExitCode:
     action = args.action
     if action == "install":
         console.step("git pre-push hook", "changed", hook.install_hook(project_dir))
+        console.step("exports merge driver", "changed", hook.install_merge_driver(project_dir))
     elif action == "uninstall":
         console.step("git pre-push hook", "changed", hook.uninstall_hook(project_dir))
     elif action == "follow-up-push":
@@ -338,5 +408,7 @@ def cmd_hooks(ctx: RunContext) -> ExitCode:
             console.info(f"learning export: {done}")
         except InstallerError as exc:
             console.warn(f"learning export skipped, the push goes on: {exc.message}")
+        except psycopg.Error as exc:  # e.g. a deadline (prepush.DEADLINES) ran out
+            console.warn(f"learning export skipped, the push goes on: {db.reason(exc)}")
     console.emit_json({"ok": True})
     return ExitCode.OK

@@ -19,6 +19,7 @@ from installer.errors import ConfigError
 
 MODES = (backends.AUTO, *backends.modes())
 BINARIES = ("auto", "embedded", "system")
+MCP_SERVERS = ("builtin", "npx")
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Settings:
     admin_password_env: str | None = None  # the variable holding its password (default below)
     env_file: Path | None = None
     mcp_clients: list[str] = field(default_factory=lambda: ["claude-code"])
+    mcp_server: str = "builtin"  # builtin (installer/mcp_server/) | npx (server-postgres)
+    mcp_timeout: float = 30.0  # builtin server: seconds a statement may run
+    mcp_max_rows: int = 500  # builtin server: rows one query returns at most
     import_exports: bool = True
     install_hooks: bool = True
     capture_agent_work: bool = True  # Claude Code hooks record sessions and sub-agent runs
@@ -83,6 +87,9 @@ _ENVIRONMENT = {
     "admin_url": ("LEARNING_ADMIN_URL", None),  # may hold a password: never recorded, masked
     "modules": ("LEARNING_MODULES", "LEARNING_MODULES"),
     "mcp_clients": ("LEARNING_MCP_CLIENTS", "LEARNING_MCP_CLIENTS"),
+    "mcp_server": ("LEARNING_MCP_SERVER", "LEARNING_MCP_SERVER"),
+    "mcp_timeout": ("LEARNING_MCP_TIMEOUT", "LEARNING_MCP_TIMEOUT"),
+    "mcp_max_rows": ("LEARNING_MCP_MAX_ROWS", "LEARNING_MCP_MAX_ROWS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
     "pgadmin": ("LEARNING_PGADMIN", "LEARNING_PGADMIN"),
@@ -183,5 +190,8 @@ def resolve_settings(
     if settings.binaries not in BINARIES:
         raise ConfigError(f"unknown binaries {settings.binaries!r} (from {sources['binaries']})",
                           hint=f"use one of: {', '.join(BINARIES)}")
+    if settings.mcp_server not in MCP_SERVERS:
+        raise ConfigError(f"unknown MCP server {settings.mcp_server!r} (from "
+                          f"{sources['mcp_server']})", hint=f"use one of: {', '.join(MCP_SERVERS)}")
     settings.sources = sources
     return settings

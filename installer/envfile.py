@@ -13,18 +13,36 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from installer.errors import ConfigError
 from installer.fileutil import write_atomic
 
 MARKER = "# --- learning installer (python install.py): keys below are managed, edit with care ---"
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./~-]*$")
+_INSTALLER_KEY = re.compile(r"^(?:LEARNING_[A-Z0-9_]+|PG[A-Z]+|DATABASE_URL)$")
 
 
 def read_env(path: Path) -> dict[str, str]:
-    """The file's keys and values (quotes and escapes resolved); empty when there is no file."""
+    """The file's keys and values (quotes and escapes resolved); empty when there is no file.
+    An installer key set twice is refused: which one was meant, nobody can tell."""
     if not path.exists():
         return {}
+    refuse_duplicates(path, path.read_text(encoding="utf-8"))
     return {key: value or "" for key, value in dotenv_values(path).items()}
+
+
+def refuse_duplicates(path: Path, text: str) -> None:
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _ASSIGNMENT.match(line)
+        if not match or not _INSTALLER_KEY.match(key := match.group(1)):
+            continue
+        if key in seen:
+            raise ConfigError(
+                f"{key} is set twice in {path}: line {seen[key]} and line {number} "
+                f"({path}:{seen[key]}, {path}:{number})",
+                hint="delete the line you did not mean; nothing was changed")
+        seen[key] = number
 
 
 def format_value(value: str) -> str:

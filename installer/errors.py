@@ -57,3 +57,21 @@ class DataError(InstallerError):
     """Learning data could not be exported or imported (bad CSV, checksum mismatch)."""
 
     exit_code = ExitCode.DATA
+
+
+def file_problem(exc: OSError) -> EnvironmentProblem:
+    """A clear error for a file or directory in the wrong state (a directory where a file
+    belongs, no permission, an immutable file), naming the path."""
+    path = exc.filename2 or exc.filename  # a rename names its target second
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, IsADirectoryError):
+        hint = f"a directory is where a file belongs: move it away (`mv {path} {path}.bak`)"
+    elif isinstance(exc, NotADirectoryError):
+        hint = "a file is where a directory belongs: move it away"
+    elif isinstance(exc, PermissionError):
+        hint = (f"check its owner and mode (`ls -ld {path}`) and its attributes (`lsattr "
+                f"{path}`: an immutable file needs `chattr -i`)")
+    else:
+        hint = "fix what the message says"
+    return EnvironmentProblem(f"cannot use {path}: {reason}",
+                              hint=f"{hint}, then run the same command again")

@@ -14,9 +14,10 @@ from typing import Any
 
 from installer import backends, envkeys
 from installer import credentials as cred
+from installer.agent_guard import AgentGuardStep, functions_we_create
 from installer.backends.base import Backend
 from installer.backends.docker import DockerBackend
-from installer.backends.native import NativeBackend
+from installer.backends.native import NativeBackend, PortTaken
 from installer.capture.steps import CaptureSpoolStep, ClaudeHooksStep
 from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
@@ -24,7 +25,8 @@ from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
-from installer.mcp_config import clients_named
+from installer.exchange.triggers import ExchangeTriggersStep
+from installer.mcp_config import ServerChoice, clients_named
 from installer.pgadmin.registration import EMAIL as PGADMIN_EMAIL
 from installer.pgadmin.registration import Login
 from installer.pgadmin.runner import Pgadmin, PgadminStep, pgadmin_for
@@ -45,8 +47,10 @@ class Installation:
 
     @classmethod
     def load(cls, project_dir: Path, cli: Mapping[str, Any], console: Console,
-             probe_docker: bool = True) -> Installation:
-        """`cli`: the flags, and the run's profile under "profile" (see config.split_profile)."""
+             probe_docker: bool = True, choose_port: bool = False) -> Installation:
+        """`cli`: the flags, and the run's profile under "profile" (see config.split_profile).
+        `choose_port`: the install may move off a port another program took; every other
+        command uses the recorded port as it is."""
         recorded = read_env(find_env_file(project_dir, cli))
         settings = resolve_settings(project_dir, cli, recorded=recorded)
         detection = detect(probe_docker=probe_docker and (
@@ -55,6 +59,8 @@ class Installation:
         mode = choose_mode(settings, detection, console)
         notes: list[str] = []
         backend = backends.backend_class(mode).build(settings, recorded, passwords, notes)
+        if choose_port:
+            backend.choose_port(settings, notes)
         settings.mode = mode
         return cls(settings, recorded, passwords, backend, detection, notes)
 
@@ -91,6 +97,9 @@ class Installation:
                 self.settings.modules),
             cred.AGENT_PASSWORD: self.passwords.agent,
             "LEARNING_MCP_CLIENTS": ",".join(self.settings.mcp_clients) or "none",
+            "LEARNING_MCP_SERVER": self.settings.mcp_server,
+            "LEARNING_MCP_TIMEOUT": f"{self.settings.mcp_timeout:g}",
+            "LEARNING_MCP_MAX_ROWS": str(self.settings.mcp_max_rows),
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
             "LEARNING_CAPTURE_AGENT_WORK": str(self.settings.capture_agent_work).lower(),
@@ -103,6 +112,22 @@ class Installation:
                        } | self.pgadmin.login.env_values(self.pgadmin.port)
         envkeys.require_registered(values)
         return values
+
+    def move_off(self, taken: PortTaken, console: Console) -> None:
+        """The install's answer to a port another program took after it was chosen: the next
+        free one (an explicitly chosen port is never moved: the error stands)."""
+        self.backend.choose_port(self.settings, [])
+        if self.backend.admin_conn().port == taken.port:
+            raise taken
+        console.warn(f"port {taken.port} was taken by another program during the install; "
+                     f"moving to {self.backend.admin_conn().port} (.env and MCP config follow)")
+
+    def agent_steps(self) -> list[Step]:
+        """The agent role's grants, then the removal of anything beyond them."""
+        s = self.settings
+        ours = functions_we_create(s.sql_dir)
+        return [AgentGrantsStep(self.owner_conn(), s.agent_role, ours),
+                AgentGuardStep(self.backend.admin_conn(), self.owner_conn(), s.agent_role, ours)]
 
     def steps(self, console: Console | None = None) -> list[Step]:
         """The whole install, in order. Credentials reach .env before any server uses them."""
@@ -124,12 +149,14 @@ class Installation:
             VectorExtensionStep(admin, s.database),
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),
-            AgentGrantsStep(self.owner_conn(), s.agent_role),
+            *self.agent_steps(),
+            ExchangeTriggersStep(self.owner_conn()),
             CaptureSpoolStep(s.project_dir, self.owner_conn()),
             *exchange,
             PgpassStep(self.agent_conn()),
             *pgadmin,
-            *(McpConfigStep(client, s.project_dir, self.agent_conn())
+            *(McpConfigStep(client, s.project_dir, self.agent_conn(), ServerChoice(
+                s.mcp_server, s.mcp_timeout, s.mcp_max_rows))
               for client in clients_named(s.mcp_clients)),
             *hooks,
             ClaudeHooksStep(s.project_dir, s.capture_agent_work, s.env_file),

@@ -10,6 +10,7 @@ by a safety backup, so a failed or regretted restore loses nothing.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from installer import program
+from installer import db, program
+from installer.agent_guard import large_objects
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.context import RunContext
 from installer.credentials import ConnInfo
@@ -33,7 +35,7 @@ from installer.errors import (
 )
 from installer.installation import Installation
 from installer.prompts import confirm, interactive
-from installer.provision import AgentGrantsStep, can_login
+from installer.provision import can_login
 from installer.steps import checked
 
 ARCHIVE_MAGIC = b"PGDMP"
@@ -90,8 +92,10 @@ def backup(installation: Installation, label: str = "") -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = directory / f"{owner.dbname}-{stamp}{label}.dump"
     partial = path.with_suffix(".dump.partial")
-    result = _run_tool(tools.tool("pg_dump"), ["--format=custom", "--file", str(partial),
-                                              "--dbname", owner.dbname], owner)
+    # Large objects are no learning data, and one owned by another role (the agent) would make
+    # the owner's pg_dump fail: they are left out.
+    result = _run_tool(tools.tool("pg_dump"), ["--format=custom", "--no-blobs", "--file",
+                                              str(partial), "--dbname", owner.dbname], owner)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise ServerError("pg_dump failed", details=result.stderr.strip(),
@@ -125,13 +129,24 @@ def _check_archive(path: Path) -> None:
                             "(pg_dump --format=custom); nothing was changed")
 
 
+# An archive's table of contents: "ID; CATALOG OID TYPE SCHEMA NAME OWNER"; large objects are
+# "BLOB"/"BLOBS" (up to 16) or "LARGE OBJECT…"/"BLOB METADATA" (17), with their ACL and COMMENT.
+_LARGE_OBJECT_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:(?:ACL|COMMENT) - )?(?:BLOB|LARGE OBJECT)")
+
+
+def _left_out(line: str) -> bool:
+    """Extensions belong to the admin role; large objects are no learning data, and one that
+    exists already (owned by the agent) would make the restore fail."""
+    return " EXTENSION " in line or bool(_LARGE_OBJECT_ENTRY.match(line))
+
+
 def restore(installation: Installation, path: Path) -> None:
     """Replace the learning database's objects with the archive's, in one transaction.
 
     `pg_restore --clean` cannot drop the constraints of partitioned tables, so the archive is
     turned into a script and run by psql in one transaction after `DROP OWNED BY
-    CURRENT_USER` (everything the owner role has in this database). Extensions are left as the
-    installer made them: they belong to the admin role."""
+    CURRENT_USER` (everything the owner role has in this database). Extensions and large
+    objects are left out (see _left_out)."""
     owner = _require_server(installation)
     tools = client_binaries(installation)
     listing = _run_tool(tools.tool("pg_restore"), ["--list", str(path)], owner)
@@ -139,7 +154,7 @@ def restore(installation: Installation, path: Path) -> None:
         raise DataError(f"cannot read {path}: {listing.stderr.strip()}",
                         hint="the file is damaged or newer than these client tools; nothing "
                         "was changed")
-    kept = [line for line in listing.stdout.splitlines() if " EXTENSION " not in line]
+    kept = [line for line in listing.stdout.splitlines() if not _left_out(line)]
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=path.parent) as scratch:
         entries, script = Path(scratch) / "entries.list", Path(scratch) / "restore.sql"
         entries.write_text("\n".join(kept) + "\n")
@@ -181,9 +196,9 @@ def cmd_restore(ctx: RunContext) -> ExitCode:
                                                        f"also in {safety}")))
             raise
     console.step(f"Restore {path.name} into {database}", "changed", "done")
-    grants = AgentGrantsStep(installation.owner_conn(), installation.settings.agent_role)
-    if not (check := checked(grants)).ok:
-        console.step(grants.title, "changed", grants.apply(check))
+    for step in installation.agent_steps():  # a dump may grant the agent more than ours
+        if not (check := checked(step)).ok:
+            console.step(step.title, "changed", step.apply(check))
     console.info(f"run {program.command('--full')} to apply migrations newer than the backup")
     console.emit_json({"ok": True, "restored": str(path), "safety_backup": str(safety)})
     return ExitCode.OK
@@ -245,9 +260,12 @@ def _git_ignores(project_dir: Path, name: str) -> bool | None:
 
 def _machine_findings(installation: Installation) -> list[Finding]:
     project_dir = installation.settings.project_dir
-    findings = [Finding("npx (runs the MCP server)", "ok" if shutil.which("npx") else "warning",
-                        shutil.which("npx") or "not on PATH",
-                        "" if shutil.which("npx") else "install Node.js 18 or newer")]
+    findings = []
+    if installation.settings.mcp_server == "npx" and installation.settings.mcp_clients:
+        findings.append(Finding("npx (runs the MCP server)",
+                                "ok" if shutil.which("npx") else "warning",
+                                shutil.which("npx") or "not on PATH",
+                                "" if shutil.which("npx") else "install Node.js 18 or newer"))
     for name, why in ((".env", "it holds passwords"), ("backups/", "backups hold your data")):
         ignored = _git_ignores(project_dir, name)
         if ignored is False:
@@ -264,11 +282,53 @@ def _machine_findings(installation: Installation) -> list[Finding]:
     return findings
 
 
+def _large_object_findings(installation: Installation) -> list[Finding]:
+    """The learning data uses no large object: any there was made by hand or by an agent."""
+    admin = installation.backend.admin_conn().to(dbname=installation.settings.database)
+    try:
+        found = large_objects(admin)
+    except (InstallerError, psycopg.Error):
+        return []
+    if not found:
+        return [Finding("large objects", "ok", "none")]
+    return [Finding("large objects", "warning", f"{len(found)}: {', '.join(found[:10])}"
+                    + (" …" if len(found) > 10 else ""),
+                    "the learning data uses none and backups leave them out; remove one with "
+                    "`SELECT lo_unlink(OID)` as the admin")]
+
+
+_OTHER_DATABASES = """
+SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.rolname = %s
+ WHERE d.datallowconn AND d.datname <> current_database()
+   AND has_database_privilege(r.oid, d.oid, 'CONNECT') ORDER BY 1
+"""
+
+
+def _separation_finding(installation: Installation) -> Finding:
+    """Document 004's separation: the agent role reaches the learning database and no other."""
+    agent, database = installation.settings.agent_role, installation.settings.database
+    title = f"{agent} can connect to {database} only"
+    try:
+        with db.connect(installation.owner_conn()) as conn:
+            others = [row[0] for row in conn.execute(_OTHER_DATABASES, (agent,))]
+    except ServerError:
+        return Finding(title, "skipped", "the server does not answer")
+    if not others:
+        return Finding(title, "ok")
+    detail = f"it may also connect to {', '.join(others)}"
+    if not installation.backend.may_lock_other_databases:  # a shared server: not ours
+        return Finding(title, "warning", detail, "as the server's admin, for each of them: "
+                       "REVOKE CONNECT ON DATABASE name FROM PUBLIC, then GRANT CONNECT to the "
+                       "roles that use it")
+    return Finding(title, "failed", detail, _repair())
+
+
 def cmd_doctor(ctx: RunContext) -> ExitCode:
     console = ctx.console
     try:
         installation = ctx.installation(installed=False)
-        findings = [*_step_findings(installation), *_machine_findings(installation)]
+        findings = [*_step_findings(installation), _separation_finding(installation),
+                    *_machine_findings(installation), *_large_object_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]
     for f in findings:

@@ -1,9 +1,11 @@
 """MCP client configuration: one server entry for the learning database, no password in it.
 
-The entry starts `@modelcontextprotocol/server-postgres` with a URL naming the read-only agent
-role and no password; the server's driver finds the password in `~/.pgpass` (see pgpass.py).
-The role, not the server, is the security boundary: that server runs whatever the agent sends
-in one simple query, so only SELECT rights and a read-only default keep the data safe.
+By default the entry starts the project's own server (installer/mcp_server/) with the
+installer's Python: one statement per read, typed writes through `agent_api`. The setting
+`mcp_server: npx` writes `@modelcontextprotocol/server-postgres` instead (needs Node; reads
+only, and runs whatever one simple query holds, so only the role keeps the data safe). Either
+way the URL names the agent role without a password: libpq and node-postgres find it in
+`~/.pgpass` (see pgpass.py).
 
 Each client has a writer with the same interface: where its file is, the file's text with our
 entry merged in, and without it. Merges touch only our entry: other servers, other settings,
@@ -15,6 +17,7 @@ from __future__ import annotations
 import difflib
 import os
 import platform
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +36,33 @@ SERVER_NAME = "learning-db"
 MCP_SERVER_PACKAGE = "@modelcontextprotocol/server-postgres@0.6.2"
 
 
-def server_entry(agent: ConnInfo) -> dict[str, Any]:
-    return {"command": "npx", "args": ["-y", MCP_SERVER_PACKAGE, agent.url(with_password=False)]}
+@dataclass(frozen=True)
+class ServerChoice:
+    """Which server the entry starts, and the builtin server's limits."""
+
+    kind: str = "builtin"
+    timeout: float = 30.0  # seconds a statement may run
+    max_rows: int = 500
+
+
+def installer_python(project_dir: Path) -> Path:
+    """The installer's own interpreter: the project's .venv when there is one (not resolved:
+    a venv's python is a symlink that only works under its own name)."""
+    own = project_dir / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return own.absolute() if own.exists() else Path(sys.executable).absolute()
+
+
+BUILTIN = ServerChoice()
+
+
+def server_entry(agent: ConnInfo, project_dir: Path,
+                 choice: ServerChoice = BUILTIN) -> dict[str, Any]:
+    url = agent.url(with_password=False)
+    if choice.kind == "npx":
+        return {"command": "npx", "args": ["-y", MCP_SERVER_PACKAGE, url]}
+    return {"command": str(installer_python(project_dir)),
+            "args": [str(project_dir.absolute() / "install.py"), "mcp-server", "--timeout",
+                     f"{choice.timeout:g}", "--max-rows", str(choice.max_rows), "--url", url]}
 
 
 class McpClient(ABC):

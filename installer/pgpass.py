@@ -10,11 +10,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from installer.errors import EnvironmentProblem
 from installer.fileutil import write_atomic
 
 
 def pgpass_path() -> Path:
     return Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+
+
+def read_pgpass(path: Path) -> str:
+    """The file's text, empty when there is none; anything but a file there is refused."""
+    if not path.exists():
+        return ""
+    if not path.is_file():
+        raise EnvironmentProblem(
+            f"{path} is not a file (a directory?), so libpq cannot read the agent's password "
+            "from it", hint=f"move it away (`mv {path} {path}.bak`), then run the same "
+            "command again")
+    return path.read_text()
 
 
 def _escape(value: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from installer import program
-from installer.config import BINARIES, MODES, Settings
+from installer.config import BINARIES, MCP_SERVERS, MODES, Settings
 from installer.errors import ConfigError
 from installer.fileutil import write_atomic
 from installer.mcp_config import CLIENTS
@@ -31,9 +31,10 @@ from installer.mcp_config import CLIENTS
 NOT_IN_PROFILE = ("project_dir", "sources")
 META_KEYS = {"description": str}  # for people; not a setting
 CHOICES: dict[str, tuple[str, ...]] = {
-    "mode": MODES, "binaries": BINARIES, "mcp_clients": tuple(CLIENTS),
+    "mode": MODES, "binaries": BINARIES, "mcp_clients": tuple(CLIENTS), "mcp_server": MCP_SERVERS,
 }
-RANGES: dict[str, tuple[float, float]] = {"port": (1, 65535), "health_timeout": (1, 3600)}
+RANGES: dict[str, tuple[float, float]] = {"port": (1, 65535), "health_timeout": (1, 3600),
+                                          "mcp_timeout": (1, 3600), "mcp_max_rows": (1, 10000)}
 _SECRET_WORDS = re.compile(r"password|secret|token|passwd", re.IGNORECASE)
 _URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
-
+from installer import db, schema_drift
 from installer.credentials import ConnInfo, mask
 from installer.envfile import merge_env_text, read_env, write_env
+from installer.errors import ServerError
 from installer.fileutil import text_diff, write_if_changed
-from installer.mcp_config import McpClient, read_text, server_entry
+from installer.mcp_config import BUILTIN, McpClient, ServerChoice, read_text, server_entry
 from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
 from installer.modules import select_modules
-from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, write_pgpass
+from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, read_pgpass, write_pgpass
 from installer.steps import Check, Step, ok
 
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL")
@@ -55,29 +55,46 @@ class EnvFileStep(Step):
 
 
 class MigrationsStep(Step):
+    """Pending migrations applied; objects of applied ones that someone dropped re-created."""
+
     title = "Schema migrations"
 
     def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
-        self.migrator = Migrator(owner.kwargs(), select_modules(sql_dir, modules))
+        self.owner = owner
+        self.modules = select_modules(sql_dir, modules)
         self.pending: list[str] = []  # what the last check found to apply, for the plan
 
     def check(self) -> Check:
         try:
-            current = self.migrator.plan()
-        except psycopg.OperationalError:
-            self.pending = [m.id for module in self.migrator.modules
+            conn = db.connect(self.owner, autocommit=True)
+        except ServerError:
+            self.pending = [m.id for module in self.modules
                             for m in load_module_migrations(module)]
             return Check("blocked", "after the learning database exists, apply "
                          + ", ".join(self.pending))
+        with conn:
+            current = Migrator(conn, self.modules).plan()
+            missing = schema_drift.find(conn)
         refuse_unsafe(current, allow_out_of_order=False)
         self.pending = [m.id for m in current.pending]
+        todo = []
+        if missing:
+            todo.append("re-create " + "; ".join(m.describe() for m in missing))
         if current.pending:
-            return Check("change", "apply " + ", ".join(self.pending))
+            todo.append("apply " + ", ".join(self.pending))
+        if todo:
+            return Check("repair" if missing else "change", "; ".join(todo))
         return ok(f"{len(current.applied)} applied, none pending")
 
     def apply(self, check: Check) -> str:
-        applied = self.migrator.migrate()
-        return "applied " + ", ".join(m.id for m in applied) if applied else "none pending"
+        with db.connect(self.owner, autocommit=True) as conn:
+            migrator = Migrator(conn, self.modules)
+            restored = schema_drift.repair(migrator)
+            applied = migrator.migrate()
+        done = [f"re-created {', '.join(restored)}"] if restored else []
+        if applied:
+            done.append("applied " + ", ".join(m.id for m in applied))
+        return "; ".join(done) or "none pending"
 
 
 class PgpassStep(Step):
@@ -91,9 +108,10 @@ class PgpassStep(Step):
         return pgpass_line(a.host, a.port, a.dbname, a.user, a.password or "")
 
     def check(self) -> Check:
+        existing = read_pgpass(self.path)
         if not self.path.exists():
             return Check("create", f"write {self.path}")
-        if self._line() not in self.path.read_text().splitlines():
+        if self._line() not in existing.splitlines():
             a = self.agent
             return Check("change", f"entry for {a.user}@{a.host}:{a.port}")
         if self.path.stat().st_mode & 0o777 != 0o600:
@@ -101,7 +119,7 @@ class PgpassStep(Step):
         return ok()
 
     def apply(self, check: Check) -> str:
-        existing = self.path.read_text() if self.path.exists() else ""
+        existing = read_pgpass(self.path)
         a = self.agent
         write_pgpass(self.path, merge_pgpass(existing, a.host, a.port, a.dbname, a.user,
                                              a.password or ""))
@@ -111,11 +129,13 @@ class PgpassStep(Step):
 class McpConfigStep(Step):
     """Our server entry in one MCP client's configuration file, merged without clobbering."""
 
-    def __init__(self, client: McpClient, project_dir: Path, agent: ConnInfo):
+    def __init__(self, client: McpClient, project_dir: Path, agent: ConnInfo,
+                 choice: ServerChoice = BUILTIN):
         self.client = client
         self.path = client.path(project_dir)
-        self.entry = server_entry(agent)
-        self.title = f"MCP server for {client.label} in {self.path} (read-only role, no password)"
+        self.url = agent.url(with_password=False)
+        self.entry = server_entry(agent, project_dir, choice)
+        self.title = f"MCP server for {client.label} in {self.path} (agent role, no password)"
 
     def _texts(self) -> tuple[str, str]:
         current = read_text(self.path)
@@ -126,7 +146,7 @@ class McpConfigStep(Step):
         if current == merged:
             return ok()
         return Check("create" if not self.path.exists() else "change",
-                     f"learning-db server for {self.entry['args'][-1]}")
+                     f"learning-db server for {self.url}")
 
     def apply(self, check: Check) -> str:
         _, merged = self._texts()

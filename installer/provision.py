@@ -62,10 +62,12 @@ class RolesAndDatabaseStep(Step):
                 db = conn.execute(
                     "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
                     "'CONNECT') FROM pg_database WHERE datname = %s", (r.database,)).fetchone()
-                agent_settings = conn.execute(
-                    "SELECT coalesce(array_to_string(setconfig, ','), '') FROM pg_db_role_setting "
-                    "s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = %s AND "
-                    "s.setdatabase = 0", (r.agent,)).fetchone()
+                open_elsewhere = conn.execute(
+                    "SELECT string_agg(datname, ', ') FROM pg_database WHERE datname IN "
+                    "('postgres', 'template1') AND has_database_privilege('public', oid, "
+                    "'CONNECT')").fetchone()
+                agent_settings = _role_settings(conn, r.agent)
+                attributes = _extra_attributes(conn, r.agent)
         except psycopg.OperationalError:
             return None
         problems = [f"role {name} missing" for name in (r.owner, r.agent) if name not in existing]
@@ -73,9 +75,12 @@ class RolesAndDatabaseStep(Step):
             problems.append(f"database {r.database} missing")
         elif db[0] != r.owner or db[1]:
             problems.append(f"database {r.database} ownership or CONNECT rights")
-        if r.agent in existing and "default_transaction_read_only=on" not in (
-                agent_settings[0] if agent_settings else ""):
-            problems.append(f"role {r.agent} not read-only by default")
+        if r.lock_other_databases and open_elsewhere and open_elsewhere[0]:
+            problems.append(f"every role may connect to {open_elsewhere[0]}")
+        if r.agent in existing and agent_settings != {"": AGENT_SETTINGS}:
+            problems.append(f"role {r.agent} settings changed: {_settings_text(agent_settings)}")
+        if attributes:
+            problems.append(f"role {r.agent} has {', '.join(attributes)}")
         if db is not None:
             for role, password in ((r.owner, r.owner_password), (r.agent, r.agent_password)):
                 if role in existing and not can_login(
@@ -103,9 +108,7 @@ class RolesAndDatabaseStep(Step):
                     _set_password(conn, role, password, create=role not in existing)
                 agent = sql.Identifier(r.agent)
                 _drop_agent_privileges(conn, r.agent)
-                conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on")
-                             .format(agent))
-                conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(agent))
+                _reset_role_settings(conn, r.agent)
                 database = sql.Identifier(r.database)
                 _become_member_of(conn, r.owner)
                 if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
@@ -130,14 +133,49 @@ class RolesAndDatabaseStep(Step):
         return check.detail or "created"
 
 
+# The agent role's settings, role-wide; a setting for one database (ALTER ROLE … IN DATABASE)
+# would override them, so there must be none.
+AGENT_SETTINGS = frozenset({"default_transaction_read_only=on", "statement_timeout=30s"})
+_ATTRIBUTES = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS")
+
+
+def _role_settings(conn: psycopg.Connection, role: str) -> dict[str, frozenset[str]]:
+    """Database name ("" for role-wide) -> the role's settings there."""
+    return {name or "": frozenset(config or ()) for name, config in conn.execute(
+        "SELECT d.datname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = "
+        "s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase WHERE r.rolname = %s",
+        (role,))}
+
+
+def _settings_text(found: dict[str, frozenset[str]]) -> str:
+    return "; ".join(f"{f'in {name}: ' if name else ''}{', '.join(sorted(config)) or 'none'}"
+                     for name, config in sorted(found.items())) or "none"
+
+
+def _reset_role_settings(conn: psycopg.Connection, role: str) -> None:
+    """Every setting of the role dropped, role-wide and per database, then ours set."""
+    ident = sql.Identifier(role)
+    for name in _role_settings(conn, role):
+        where = sql.SQL(" IN DATABASE {}").format(sql.Identifier(name)) if name else sql.SQL("")
+        conn.execute(sql.SQL("ALTER ROLE {}{} RESET ALL").format(ident, where))
+    for setting in sorted(AGENT_SETTINGS):
+        name, value = setting.split("=", 1)
+        conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
+            ident, sql.Identifier(name), sql.Literal(value)))
+
+
+def _extra_attributes(conn: psycopg.Connection, role: str) -> list[str]:
+    row = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, "
+                       "rolbypassrls FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    return [name for name, has in zip(_ATTRIBUTES, row or (), strict=False) if has]
+
+
 def _drop_agent_privileges(conn: psycopg.Connection, agent: str) -> None:
     """Only the attributes the agent actually has are removed: a non-superuser admin may not
     even mention SUPERUSER or REPLICATION in ALTER ROLE."""
-    row = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication "
-                       "FROM pg_roles WHERE rolname = %s", (agent,)).fetchone()
-    names = ("NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION")
-    if row and (dropped := [name for name, has in zip(names, row, strict=True) if has]):
-        conn.execute(sql.SQL("ALTER ROLE {} " + " ".join(dropped)).format(sql.Identifier(agent)))
+    if dropped := _extra_attributes(conn, agent):
+        conn.execute(sql.SQL("ALTER ROLE {} " + " ".join(f"NO{name}" for name in dropped))
+                     .format(sql.Identifier(agent)))
 
 
 def _become_member_of(conn: psycopg.Connection, owner: str) -> None:
@@ -198,28 +236,40 @@ class VectorExtensionStep(Step):
 
 
 class AgentGrantsStep(Step):
-    """After migrations: the agent role reads every table of the learning schema, nothing more."""
+    """After migrations: the agent role reads every table of the learning schema and executes
+    the agent_api functions our migrations create, nothing more (see agent_guard.py)."""
 
     title = "Read-only grants for the agent role"
 
-    def __init__(self, owner: ConnInfo, agent: str):
+    def __init__(self, owner: ConnInfo, agent: str, ours: frozenset[str]):
         self.owner = owner
         self.agent = agent
+        self.api = sorted(name for name in ours if name.startswith("agent_api."))
+
+    def _missing(self, conn: psycopg.Connection) -> tuple[list[str], list[str]]:
+        tables = [row[0] for row in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r','v','m','p') "
+            "AND NOT has_table_privilege(%s, c.oid, 'SELECT') ORDER BY 1", (self.agent,))]
+        functions = [row[0] for row in conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = "
+            "p.pronamespace WHERE n.nspname || '.' || p.proname = ANY(%s) AND NOT "
+            "(has_schema_privilege(%s, n.oid, 'USAGE') AND "
+            "has_function_privilege(%s, p.oid, 'EXECUTE')) ORDER BY 1",
+            (self.api, self.agent, self.agent))]
+        return tables, functions
 
     def check(self) -> Check:
         try:
             with _connect(self.owner) as conn:
-                missing = [row[0] for row in conn.execute(
-                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                    "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r','v','m','p') "
-                    "AND NOT has_table_privilege(%s, c.oid, 'SELECT') ORDER BY 1", (self.agent,))]
+                tables, functions = self._missing(conn)
         except psycopg.OperationalError:
             return Check("blocked", "after the learning database exists")
         except psycopg.errors.UndefinedObject:  # the role was dropped: the roles step recreates it
             return Check("blocked", f"after role {self.agent} exists again")
-        if missing:
-            return Check("change", f"SELECT on {len(missing)} table(s)")
-        return ok()
+        missing = ([f"SELECT on {len(tables)} table(s)"] if tables else []) + (
+            [f"EXECUTE on {len(functions)} agent_api function(s)"] if functions else [])
+        return Check("change", ", ".join(missing)) if missing else ok()
 
     def apply(self, check: Check) -> str:
         agent = sql.Identifier(self.agent)
@@ -227,4 +277,10 @@ class AgentGrantsStep(Step):
             conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(agent))
             conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON "
                                  "TABLES TO {}").format(agent))
+            _, functions = self._missing(conn)
+            if functions:
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA agent_api TO {}").format(agent))
+            for function in functions:
+                conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                    sql.SQL(function), agent))
         return f"granted {check.detail}"

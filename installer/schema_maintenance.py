@@ -22,6 +22,8 @@ from installer.credentials import ConnInfo
 from installer.errors import ServerError
 from installer.steps import Check, Step, ok
 
+_DRIFT = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction,
+          psycopg.errors.UndefinedColumn)
 MONTHS_AHEAD = 3  # partitions exist from this month to three months on
 
 
@@ -42,6 +44,8 @@ class _OwnerStep(Step):
                 return self._check(conn)
         except psycopg.OperationalError:
             return Check("blocked", "after the learning database exists")
+        except _DRIFT as exc:  # an object dropped by hand: the migrations step re-creates it
+            return Check("blocked", f"after the schema is repaired ({exc.diag.message_primary})")
 
     def apply(self, check: Check) -> str:
         with psycopg.connect(**self.owner.kwargs()) as conn:  # commits on leaving the block

@@ -155,6 +155,7 @@ def make_project(base: Path, shared_tmp: Path) -> Project:
     path.mkdir()
     shutil.copy2(REPO / "install.py", path / "install.py")
     shutil.copy2(REPO / "pyproject.toml", path / "pyproject.toml")
+    shutil.copy2(REPO / ".gitattributes", path / ".gitattributes")
     shutil.copytree(REPO / "installer", path / "installer",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "sql", path / "sql")

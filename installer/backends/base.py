@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from installer.credentials import ConnInfo, Passwords
@@ -64,6 +65,17 @@ class Backend(ABC):
 
     def client_tools(self) -> PgBinaries | None:
         """The pg_dump/psql that belong to this server, or None: the newest on the machine."""
+        return None
+
+    def choose_port(self, settings: Settings, notes: list[str]) -> None:
+        """Only the install calls this: keep the wanted port when it is free or ours, else
+        move to the next free one (`notes` says so). Every other command uses the recorded
+        port as it is. A server the installer does not run keeps its port."""
+        return None
+
+    def lock_file(self) -> Path | None:
+        """A file that commands changing this server lock (see locking.py); None: the
+        checkout's lock is enough."""
         return None
 
 

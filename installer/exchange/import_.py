@@ -4,12 +4,12 @@ Each file loads in its own transaction, tables parents first (foreign keys are d
 within the transaction, so rows of one table may reference each other in any order). Into
 an empty table a file streams with COPY straight into the table; otherwise COPY fills a
 temporary staging table and one `INSERT … ON CONFLICT (<primary key>)` merges it: rows
-already present are kept, except that in a table with `updated_at` an incoming row with a
-newer `updated_at` replaces the local one (last writer wins). The file's SHA-256 is computed
-while it streams and compared with the manifest before commit, so a file that fails any check
-leaves nothing behind. The transaction says `SET LOCAL learning.import = 'on'`: the schema's
-triggers then skip their side effects and `set_updated_at` keeps the replayed `updated_at`
-(sql/learning/003 and 004).
+already present are kept, except that in a table with `updated_at` (tombstones: `deleted_at`)
+an incoming row with a newer one replaces the local one (last writer wins). The file's SHA-256
+is computed while it streams and compared with the manifest before commit, so a file that fails
+any check leaves nothing behind. The transaction says `SET LOCAL learning.import = 'on'`: the
+schema's triggers then skip their side effects and `set_updated_at` keeps the replayed
+`updated_at` (sql/learning/003 and 004).
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from psycopg import sql
 
 from installer.console import Console
 from installer.credentials import ConnInfo
-from installer.exchange import catalog, legacy, locate
+from installer.errors import DataError
+from installer.exchange import catalog, legacy, locate, tombstones, triggers
 from installer.exchange.manifest import (
     CSV_DIR,
     MANIFEST_NAME,
     Manifest,
     TableEntry,
+    lf_chunks,
     read_manifest,
     sha256_file,
 )
@@ -57,8 +59,10 @@ class Source:
         return hashlib.sha256(path.read_bytes()).hexdigest() if self.manifest else None
 
 
-def find_source(directory: Path) -> Source | None:
-    """What `directory` holds to import, or None when it holds nothing."""
+def find_source(directory: Path, *, legacy_allowed: bool = False) -> Source | None:
+    """What `directory` holds to import, or None when it holds nothing. CSV files without a
+    manifest.json are a legacy export only where `legacy_allowed` (`import --from`); in the
+    project's exports/ a missing manifest is refused, never read as unverified files."""
     if (directory / MANIFEST_NAME).exists():
         manifest = read_manifest(directory / MANIFEST_NAME)
         files = {name: directory / entry.file for name, entry in manifest.tables.items()}
@@ -68,6 +72,12 @@ def find_source(directory: Path) -> Source | None:
         return Source(directory, manifest, files, unlisted)
     folder = directory / CSV_DIR if (directory / CSV_DIR).is_dir() else directory
     files = {p.stem: p for p in sorted(folder.glob("*.csv"))}
+    if files and not legacy_allowed:
+        raise DataError(
+            f"{directory / MANIFEST_NAME} is missing but {folder} holds {len(files)} CSV "
+            "file(s); nothing was imported or exported (unverified files could drop rows)",
+            hint=f"restore it with `git checkout -- {directory.name}/{MANIFEST_NAME}`; files "
+            "of the earlier bash-based system load with `import --from DIR`")
     return Source(directory, None, files) if files else None
 
 
@@ -139,14 +149,21 @@ def _layout(path: Path, table: catalog.Table, header: list[str], verified: bool)
     return layout
 
 
-def _chunks(path: Path, layout: _Layout, table: str,
-            digest: hashlib._Hash) -> Iterator[tuple[bytes, int]]:
-    if layout.legacy_ids:
-        yield from legacy.rewrite_ids(path, table, layout.header.index("id"))
-        return
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+class _Reading:
+    """The file's bytes as COPY gets them (LF line ends), hashed on the way."""
+
+    def __init__(self, path: Path, layout: _Layout, table: str):
+        self.path, self.layout, self.table = path, layout, table
+        self.digest = hashlib.sha256()
+        self.last = b""
+
+    def __iter__(self) -> Iterator[tuple[bytes, int]]:
+        if self.layout.legacy_ids:
+            yield from legacy.rewrite_ids(self.path, self.table, self.layout.header.index("id"))
+            return
+        for chunk in lf_chunks(self.path, _CHUNK):
+            self.digest.update(chunk)
+            self.last = chunk[-1:]
             yield chunk, len(chunk)
 
 
@@ -162,14 +179,21 @@ def _copy(conn: psycopg.Connection, target: sql.Composable, columns: list[str],
         return cur.rowcount
 
 
-def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout) -> tuple[int, int]:
-    """Staging table into the table; returns (inserted, updated)."""
+def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout,
+           empty: bool) -> tuple[int, int]:
+    """Staging table into the table; returns (inserted, updated). Into an empty table a plain
+    INSERT (no conflict is possible; speculative insertion would only cost time)."""
     names = [c.name for c in layout.targets]
     columns = sql.SQL(", ").join(map(sql.Identifier, names))
     values = sql.SQL(", ").join(c.import_expr(sql.Identifier(c.name)) for c in layout.targets)
     insert = sql.SQL("INSERT INTO {} AS t ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} "
                      ).format(table.ident, columns, values, _STAGE)
-    if not (table.last_writer_wins and "updated_at" in names):
+    if empty:
+        with conn.cursor() as cur:
+            cur.execute(insert)
+            return cur.rowcount, 0
+    version = table.version_column
+    if version is None or version not in names:
         with conn.cursor() as cur:
             cur.execute(insert + sql.SQL("ON CONFLICT ({}) DO NOTHING").format(table.key_list))
             return cur.rowcount, 0
@@ -177,9 +201,11 @@ def _merge(conn: psycopg.Connection, table: catalog.Table, layout: _Layout) -> t
                                                                     sql.Identifier(n))
                                  for n in names if n not in table.key)
     query = sql.SQL("WITH merged AS ({} ON CONFLICT ({}) DO UPDATE SET {} WHERE "
-                    "t.updated_at < EXCLUDED.updated_at RETURNING (xmax = 0) AS inserted) "
+                    "t.{} < EXCLUDED.{} RETURNING (xmax = 0) AS inserted) "
                     "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT "
-                    "inserted) FROM merged").format(insert, table.key_list, updates)
+                    "inserted) FROM merged").format(insert, table.key_list, updates,
+                                                    sql.Identifier(version),
+                                                    sql.Identifier(version))
     inserted, updated = conn.execute(query).fetchone()
     return inserted, updated
 
@@ -188,15 +214,17 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
           entry: TableEntry | None, outcome: FileOutcome,
           advance: Callable[[int], None]) -> str:
     """Load one file in one transaction; returns the SHA-256 of what was read."""
-    digest = hashlib.sha256()
-    chunks = _chunks(path, layout, table.name, digest)
+    reading = _Reading(path, layout, table.name)
+    chunks = iter(reading)
     with conn.transaction():
         conn.execute("SET CONSTRAINTS ALL DEFERRED")
         conn.execute("SET LOCAL learning.import = 'on'")
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.ident))
         empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
             table.ident)).fetchone()[0]
-        if empty and not layout.ignored and not any(c.float_array for c in layout.targets):
+        orphans = _parents_deleted_here(conn, table, layout)
+        if empty and not layout.ignored and not orphans and \
+                not any(c.float_array for c in layout.targets):
             outcome.rows = _copy(conn, table.ident, layout.staged, chunks, advance)
             outcome.imported = outcome.rows
         else:
@@ -206,12 +234,71 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
                     sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(types.get(n, "text")))
                     for n in layout.staged)))
             outcome.rows = _copy(conn, _STAGE, layout.staged, chunks, advance)
-            outcome.imported, outcome.updated = _merge(conn, table, layout)
-        if entry is not None and digest.hexdigest() != entry.sha256:
-            raise BadFile(_MISMATCH.format(path=path))
-        if entry is not None and outcome.rows != entry.rows:
-            raise BadFile(f"{path} holds {outcome.rows} rows; {MANIFEST_NAME} says {entry.rows}")
-    return digest.hexdigest()
+            _refuse_bad_floats(conn, path, layout)
+            _follow_deletes(conn, orphans)
+            outcome.imported, outcome.updated = _merge(conn, table, layout, empty)
+        if entry is not None:
+            _verify(path, entry, reading, outcome.rows)
+    return reading.digest.hexdigest()
+
+
+_ORPHAN = ("{column} IN (SELECT row_id FROM {tombstones} WHERE table_name = {parent}) AND NOT "
+           "EXISTS (SELECT 1 FROM {parent_table} p WHERE p.id = {column})")
+
+
+def _parents_deleted_here(conn: psycopg.Connection, table: catalog.Table,
+                          layout: _Layout) -> list[tuple[str, str, str]]:
+    """Foreign keys of the file whose parent table has tombstones here: a row may arrive that
+    points at a parent this machine deleted (made on another machine after the delete)."""
+    keys = [fk for fk in table.foreign_keys if fk[0] in layout.staged and fk[2] in "cn"]
+    if not keys or catalog.scalar(conn, "SELECT to_regclass(%s)", (catalog.TOMBSTONES,)) is None:
+        return []
+    with_tombstones = {row[0] for row in conn.execute(
+        sql.SQL("SELECT DISTINCT table_name FROM {} WHERE table_name = ANY (%s)").format(
+            sql.Identifier(catalog.SCHEMA, catalog.TOMBSTONES)), ([fk[1] for fk in keys],))}
+    return [fk for fk in keys if fk[1] in with_tombstones]
+
+
+def _follow_deletes(conn: psycopg.Connection, keys: list[tuple[str, str, str]]) -> None:
+    """Do to staged rows what the parent's delete did here: ON DELETE SET NULL clears the
+    reference, ON DELETE CASCADE drops the row."""
+    for column, parent, action in keys:
+        where = sql.SQL(_ORPHAN).format(
+            column=sql.Identifier(column), parent=sql.Literal(parent),
+            tombstones=sql.Identifier(catalog.SCHEMA, catalog.TOMBSTONES),
+            parent_table=sql.Identifier(catalog.SCHEMA, parent))
+        if action == "n":
+            conn.execute(sql.SQL("UPDATE {} SET {} = NULL WHERE ").format(
+                _STAGE, sql.Identifier(column)) + where)
+        else:
+            conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(_STAGE) + where)
+
+
+def _verify(path: Path, entry: TableEntry, reading: _Reading, rows: int) -> None:
+    """What the manifest promises: a complete file, its rows, its bytes (unless merged)."""
+    if reading.last != b"\n":
+        raise BadFile(f"{path} is truncated (it does not end with a line end); "
+                      f"{MANIFEST_NAME} says {entry.rows} rows")
+    if entry.sha256 is not None and reading.digest.hexdigest() != entry.sha256:
+        raise BadFile(_MISMATCH.format(path=path))
+    if entry.rows is not None and rows != entry.rows:
+        raise BadFile(f"{path} holds {rows} rows; {MANIFEST_NAME} says {entry.rows}")
+
+
+def _refuse_bad_floats(conn: psycopg.Connection, path: Path, layout: _Layout) -> None:
+    """NaN and infinity have no place in an embedding (pgvector refuses them): refuse them on
+    every server alike, naming the first such row."""
+    arrays = [c for c in layout.targets if c.float_array]
+    if not arrays:
+        return
+    found = catalog.scalar(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+        _STAGE, sql.SQL(" OR ").join(sql.SQL("{} ~* 'nan|inf'").format(sql.Identifier(c.name))
+                                     for c in arrays)))
+    if found:
+        names = [layout.file_names.get(c.name, c.name) for c in arrays]
+        line, column = locate.first_bad_float_list(path, layout.header, names) or (None, None)
+        where = (f", line {line}" if line else "") + (f", column {column}" if column else "")
+        raise BadFile(f"{path}{where}: NaN or infinity in an embedding")
 
 
 def _describe(exc: psycopg.Error, path: Path, layout: _Layout) -> str:
@@ -230,7 +317,10 @@ def _describe(exc: psycopg.Error, path: Path, layout: _Layout) -> str:
             line, column = locate.first_bad_float_list(path, layout.header, arrays) or (
                 None, column)
         where = (f", line {line}" if line else "") + (f", column {column}" if column else "")
-    return f"{path}{where}: {diag.message_primary or exc}"
+    message = diag.message_primary or str(exc)
+    if len(message) > 200:  # e.g. a whole vector quoted back: the line and column say where
+        message = message[:120] + " …"
+    return f"{path}{where}: {message}"
 
 
 def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
@@ -242,9 +332,18 @@ def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
     checked = None if force else entry
     try:
         header = _read_header(path)
-        if header is None:
+        if header is None and entry is None:
             outcome.note = "empty file (no header): nothing to import"
             return outcome
+        if header is None:
+            rows = entry.rows if entry else None
+            raise BadFile(f"{path} is empty; {MANIFEST_NAME} says it holds "
+                          f"{'some' if rows is None else rows} rows")
+        expected = [name for name, _ in checked.columns] if checked else header
+        if header != expected:
+            raise BadFile(f"{path}, line 1: the header does not match {MANIFEST_NAME} "
+                          f"(file: {','.join(header)[:200]}; manifest: "
+                          f"{','.join(expected)[:200]})")
         layout = _layout(path, table, header, verified=entry is not None)
         if layout.ignored:
             outcome.warnings.append(
@@ -254,7 +353,7 @@ def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
         with console.progress(f"Importing {table.name}",
                               size if size >= PROGRESS_MIN_BYTES else 0) as advance:
             sha256 = _load(conn, table, path, layout, checked, outcome, advance)
-        if entry is not None and force and sha256 != entry.sha256:
+        if entry is not None and force and entry.sha256 not in (None, sha256):
             outcome.warnings.append(f"{path} does not match {MANIFEST_NAME}; imported anyway "
                                     "(--force)")
     except BadFile as exc:
@@ -270,19 +369,36 @@ def import_file(conn: psycopg.Connection, table: catalog.Table, path: Path,
         if isinstance(exc, psycopg.OperationalError) and conn.closed:
             raise
         outcome.error = _describe(exc, path, layout) if layout else f"{path}: {exc}"
-        if checked is not None and sha256_file(path) != checked.sha256:
+        if checked is not None and checked.sha256 not in (None, sha256_file(path)):
             outcome.error = f"{_MISMATCH.format(path=path)}; reading it failed: {outcome.error}"
     if outcome.error:
         outcome.rows = outcome.imported = outcome.updated = 0
     return outcome
 
 
+@dataclass
+class ImportResult:
+    files: list[FileOutcome]
+    deleted: dict[str, int] = field(default_factory=dict)  # rows removed by tombstones
+    recomputed: int = 0  # rows whose derived values were recomputed
+
+    @property
+    def changed(self) -> bool:
+        return any(o.imported or o.updated for o in self.files) or bool(self.deleted)
+
+
 def import_source(owner: ConnInfo, source: Source, console: Console, *,
-                  force: bool) -> list[FileOutcome]:
-    """Import every file of `source`; one bad file never stops the others."""
+                  force: bool) -> ImportResult:
+    """Import every file of `source` (one bad file never stops the others), then apply the
+    tombstones and recompute derived values once."""
     outcomes: list[FileOutcome] = []
     with catalog.connect(owner, autocommit=True) as conn:
         tables = {t.name: t for t in catalog.learning_tables(conn)}  # parents first
+        try:  # a table added since the last --full records its deletes from now on
+            triggers.attach(conn, list(tables.values()))
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+            console.warn(f"exchange triggers not attached now ({exc.diag.message_primary}); "
+                         "the next import or --full attaches them")
         for path in source.unlisted:
             if not force:
                 outcomes.append(FileOutcome(path.stem, path, error=(
@@ -304,4 +420,7 @@ def import_source(owner: ConnInfo, source: Source, console: Console, *,
             else:
                 outcomes.append(import_file(conn, tables[name], path, entry, console,
                                             force=force))
-    return outcomes
+        result = ImportResult(outcomes)
+        if any(o.imported or o.updated for o in outcomes):
+            result.deleted, result.recomputed = tombstones.converge(conn, list(tables.values()))
+    return result

@@ -8,17 +8,20 @@ into `created_at` and is read as UTC; `t`/`f` booleans load as they are.
 from __future__ import annotations
 
 import csv
-import io
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from installer.exchange.locate import records
 
 LEGACY_NAMESPACE = uuid.UUID("5d1f3b7e-8c2a-5e4b-9a61-0c7f2e8d4b19")
 # legacy column -> our column, applied when the table has no column of the legacy name
 RENAMES = {"timestamp": "created_at"}
 _INTEGER = re.compile(r"^[0-9]+$")
 _CHUNK = 1 << 20
+csv.field_size_limit(sys.maxsize)  # PostgreSQL's own limit (1 GB a field) is the one that counts
 
 
 class LegacyRowError(ValueError):
@@ -41,30 +44,41 @@ def has_integer_ids(path: Path, id_index: int) -> bool:
     return bool(row) and len(row) > id_index and bool(_INTEGER.match(row[id_index]))
 
 
+def _field_span(raw: bytes, index: int) -> tuple[int, int]:
+    """Start and end offsets of field `index` in a raw CSV record (quotes honoured)."""
+    start, field, quoted = 0, 0, False
+    for offset, byte in enumerate(raw):
+        if byte == 0x22:
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:
+            if field == index:
+                return start, offset
+            field, start = field + 1, offset + 1
+    end = len(raw) - (2 if raw.endswith(b"\r\n") else 1 if raw.endswith(b"\n") else 0)
+    return (start, end) if field == index else (len(raw), len(raw))
+
+
 def rewrite_ids(path: Path, table: str, id_index: int) -> Iterator[tuple[bytes, int]]:
-    """The file as CSV bytes with every integer id replaced; yields (chunk, bytes read)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-        reader = csv.reader(text, strict=True)
-        position = 0
-        try:
-            for row in reader:
-                if reader.line_num > 1 and row:
-                    value = row[id_index] if id_index < len(row) else ""
-                    if not _INTEGER.match(value):
-                        raise LegacyRowError(reader.line_num, "id",
-                                             f"legacy id {value!r} is not an integer")
-                    row[id_index] = legacy_uuid(table, value)
-                writer.writerow(row)
-                if out.tell() >= _CHUNK:
-                    now = raw.tell()
-                    yield out.getvalue().encode("utf-8"), now - position
-                    position = now
-                    out.seek(0)
-                    out.truncate()
-        except csv.Error as exc:
-            raise LegacyRowError(reader.line_num, None, str(exc)) from exc
-        except UnicodeDecodeError as exc:
-            raise LegacyRowError(None, None, "not valid UTF-8") from exc  # located by the caller
-        yield out.getvalue().encode("utf-8"), raw.tell() - position
+    """The file with every integer id replaced, every other byte as it was (so `""` stays an
+    empty string and an empty field stays NULL); yields (chunk, bytes read)."""
+    out = bytearray()
+    read = 0
+    with path.open("rb") as handle:
+        for line, _, raw in records(handle):
+            if raw.count(b'"') % 2:
+                raise LegacyRowError(line, None, "unterminated CSV quoted field (truncated?)")
+            if line > 1 and not raw.strip():
+                continue  # a blank line, e.g. at the end of the file
+            if line > 1:
+                start, end = _field_span(raw, id_index)
+                value = raw[start:end].decode("utf-8", "replace").strip('"')
+                if not _INTEGER.match(value):
+                    raise LegacyRowError(line, "id", f"legacy id {value!r} is not an integer")
+                raw = raw[:start] + legacy_uuid(table, value).encode() + raw[end:]
+            out += raw
+            if len(out) >= _CHUNK:
+                now = handle.tell()
+                yield bytes(out), now - read
+                read = now
+                out.clear()
+    yield bytes(out), path.stat().st_size - read

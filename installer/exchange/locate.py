@@ -8,27 +8,35 @@ re-reading the file (only when something failed).
 from __future__ import annotations
 
 import csv
+import math
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
+csv.field_size_limit(sys.maxsize)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _records(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """(first line, last line, raw bytes) of each CSV record, quotes honoured."""
-    with path.open("rb") as handle:
-        first, raw, open_quote, number = 1, b"", False, 0
-        for number, line in enumerate(handle, start=1):
-            raw += line
-            if line.count(b'"') % 2:
-                open_quote = not open_quote
-            if not open_quote:
-                yield first, number, raw
-                first, raw = number + 1, b""
-        if raw:
+def records(lines: Iterable[bytes]) -> Iterator[tuple[int, int, bytes]]:
+    """(first line, last line, raw bytes) of each CSV record, quotes honoured. A record cut off
+    by the end of the input (an open quote) comes last, as it is."""
+    first, raw, open_quote, number = 1, b"", False, 0
+    for number, line in enumerate(lines, start=1):
+        raw += line
+        if line.count(b'"') % 2:
+            open_quote = not open_quote
+        if not open_quote:
             yield first, number, raw
+            first, raw = number + 1, b""
+    if raw:
+        yield first, number, raw
+
+
+def _records(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    with path.open("rb") as handle:
+        yield from records(handle)
 
 
 def _field_index(raw: bytes, offset: int) -> int:
@@ -97,15 +105,15 @@ def _float_list(text: str) -> bool:
     if inner[0] + inner[-1] not in ("[]", "{}"):
         return False
     try:
-        [float(v) for v in inner[1:-1].split(",") if v.strip().lower() != "null"]
+        values = [float(v) for v in inner[1:-1].split(",") if v.strip().lower() != "null"]
     except ValueError:
         return False
-    return True
+    return all(math.isfinite(v) for v in values)
 
 
 def first_bad_float_list(path: Path, header: list[str],
                          columns: list[str]) -> tuple[int, str] | None:
-    """Line and column of the first value in `columns` that is not a list of numbers."""
+    """Line and column of the first value in `columns` that is not a list of finite numbers."""
     indexes = [header.index(c) for c in columns if c in header]
     with path.open(newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.reader(handle)

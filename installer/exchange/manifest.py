@@ -6,6 +6,10 @@
                                   "sha256": "…", "columns": [{"name": "id", "type": "uuid"}, …]}}}
 
 It holds no timestamp and no connection detail, so unchanged data gives an unchanged manifest.
+The SHA-256 is over the file with LF line ends (a checkout that turned them into CRLF still
+matches). A key other than `id` is recorded as `"key": ["id", "created_at"]`. An entry that
+git's merge driver wrote for a file both machines changed says `"merged": true` and has no row
+count or checksum (merge.py); the import then checks its header and form only.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +36,23 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 class TableEntry:
     name: str
     file: str  # relative to the manifest's folder
-    rows: int
-    sha256: str
+    rows: int | None  # None: merged by git from two machines' files
+    sha256: str | None
     columns: tuple[tuple[str, str], ...]  # (name, type)
+    key: tuple[str, ...] = ("id",)
+
+    @property
+    def merged(self) -> bool:
+        return self.rows is None
 
     def as_json(self) -> dict[str, Any]:
-        return {"file": self.file, "rows": self.rows, "sha256": self.sha256,
-                "columns": [{"name": n, "type": t} for n, t in self.columns]}
+        doc: dict[str, Any] = {"file": self.file, "rows": self.rows, "sha256": self.sha256,
+                               "columns": [{"name": n, "type": t} for n, t in self.columns]}
+        if self.key != ("id",):
+            doc["key"] = list(self.key)
+        if self.merged:
+            doc["merged"] = True
+        return doc
 
 
 @dataclass(frozen=True)
@@ -46,17 +61,43 @@ class Manifest:
     tables: dict[str, TableEntry]
 
     def to_bytes(self) -> bytes:
-        doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
-               "schema_version": dict(sorted(self.schema_version.items())),
-               "tables": {name: self.tables[name].as_json() for name in sorted(self.tables)}}
-        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        return render_manifest(FORMAT_VERSION, self.schema_version,
+                               {name: entry.as_json() for name, entry in self.tables.items()})
+
+
+def render_manifest(version: int, schema: dict[str, int], tables: dict[str, Any]) -> bytes:
+    doc = {"format": FORMAT, "format_version": version,
+           "schema_version": dict(sorted(schema.items())),
+           "tables": {name: tables[name] for name in sorted(tables)}}
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def lf_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """The file's bytes in blocks, CRLF line ends turned into LF when its header ends in CRLF
+    (a checkout with core.autocrlf): a value never keeps a \\r that git added."""
+    with path.open("rb") as handle:
+        first = handle.readline()
+        crlf = first.endswith(b"\r\n")
+        pending = first
+        while True:
+            block = handle.read(size)
+            data = pending + block
+            if not block:
+                if data:
+                    yield data.replace(b"\r\n", b"\n") if crlf else data
+                return
+            if crlf:  # keep a trailing \r until we see what follows it
+                cut = len(data) - 1 if data.endswith(b"\r") else len(data)
+                data, pending = data[:cut].replace(b"\r\n", b"\n"), data[cut:]
+            else:
+                pending = b""
+            yield data
 
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
+    for chunk in lf_chunks(path):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -97,13 +138,15 @@ def read_manifest(path: Path) -> Manifest:
     for name, entry in tables.items():
         try:
             columns = tuple((str(c["name"]), str(c["type"])) for c in entry["columns"])
-            parsed = TableEntry(name, str(entry["file"]), int(entry["rows"]),
-                                str(entry["sha256"]), columns)
-        except (KeyError, TypeError, ValueError) as exc:
+            merged = entry.get("merged") is True
+            parsed = TableEntry(name, str(entry["file"]), None if merged else int(entry["rows"]),
+                                None if merged else str(entry["sha256"]), columns,
+                                tuple(str(k) for k in entry.get("key") or ("id",)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _invalid(path, f"table {name!r} lacks file, rows, sha256 or columns") from exc
         if not valid_table_name(name) or parsed.file != table_file(name):
             raise _invalid(path, f"table {name!r} must be stored as {table_file(name)}")
-        if not _SHA256.match(parsed.sha256) or parsed.rows < 0:
+        if not merged and (not _SHA256.match(parsed.sha256 or "") or (parsed.rows or 0) < 0):
             raise _invalid(path, f"table {name!r} has a malformed sha256 or row count")
         entries[name] = parsed
     return Manifest({str(k): int(v) for k, v in schema.items()}, entries)

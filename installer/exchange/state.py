@@ -1,7 +1,9 @@
 """Which export this database has imported: the SHA-256 of that export's manifest.json.
 
 It lets a re-run of the installer skip an import it already did, and lets `export` know when
-exports that arrived with `git pull` must be imported first so that no row is dropped.
+exports that arrived with `git pull` must be imported first so that no row is dropped. After an
+export it also holds `exchange_change_seq` as that export saw it (NULL when other writes were
+in flight), so the pre-push hook can tell in one query that nothing changed since.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ CREATE TABLE IF NOT EXISTS installer.exchange_state (
     source          text        PRIMARY KEY,
     manifest_sha256 text        NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now()
-)
+);
+ALTER TABLE installer.exchange_state ADD COLUMN IF NOT EXISTS change_seq bigint
 """
 SOURCE = "exports"
 
@@ -27,9 +30,10 @@ def recorded(conn: psycopg.Connection) -> str | None:
     return row[0] if row else None
 
 
-def record(conn: psycopg.Connection, manifest_sha256: str) -> None:
+def record(conn: psycopg.Connection, manifest_sha256: str, change_seq: int | None = None) -> None:
     with conn.transaction():
         conn.execute(_DDL)
-        conn.execute("INSERT INTO installer.exchange_state (source, manifest_sha256) VALUES "
-                     "(%s, %s) ON CONFLICT (source) DO UPDATE SET manifest_sha256 = "
-                     "EXCLUDED.manifest_sha256, recorded_at = now()", (SOURCE, manifest_sha256))
+        conn.execute("INSERT INTO installer.exchange_state (source, manifest_sha256, change_seq) "
+                     "VALUES (%s, %s, %s) ON CONFLICT (source) DO UPDATE SET manifest_sha256 = "
+                     "EXCLUDED.manifest_sha256, change_seq = EXCLUDED.change_seq, "
+                     "recorded_at = now()", (SOURCE, manifest_sha256, change_seq))

@@ -54,7 +54,7 @@ class ImportExportsStep(Step):
 
 
 class PrePushHookStep(Step):
-    title = "git pre-push hook (exports learning data on push)"
+    title = "git pre-push hook and merge driver (learning data travels with git)"
 
     def __init__(self, project_dir: Path):
         self.project_dir = project_dir
@@ -64,12 +64,15 @@ class PrePushHookStep(Step):
         if path is None:
             return ok("not a git work tree: no hook")
         if not path.exists():
-            return Check("create", f"write {path}")
+            return Check("create", f"write {path}, register the exports merge driver")
         if not hook.is_ours(path):
             return Check("create", f"install, keeping your hook as {hook.CHAINED}")
         if path.read_text() != hook.hook_script(self.project_dir):
             return Check("change", f"update {path}")
-        return ok(str(path))
+        if hook.merge_driver_missing(self.project_dir):
+            return Check("change", "register the exports merge driver")
+        return ok(f"{path}; exports merge by row")
 
     def apply(self, check: Check) -> str:
-        return hook.install_hook(self.project_dir)
+        return (f"{hook.install_hook(self.project_dir)}; "
+                f"{hook.install_merge_driver(self.project_dir)}")

@@ -17,7 +17,9 @@ def _change(name: str, new: Manifest, old: Manifest | None, local: set[str]) -> 
     if before.sha256 == entry.sha256:
         return "unchanged"
     parts = []
-    if entry.rows != before.rows:
+    if entry.merged or before.merged:
+        parts.append("merged from two machines")
+    elif entry.rows is not None and before.rows is not None and entry.rows != before.rows:
         parts.append(f"{entry.rows - before.rows:+d} rows")
     if [c for c, _ in entry.columns] != [c for c, _ in before.columns]:
         parts.append("columns changed")
@@ -33,9 +35,11 @@ def render_summary(new: Manifest, old: Manifest | None, local: set[str]) -> byte
                                              sorted(new.schema_version.items())) or "unknown"),
              "", "| table | rows | since the previous export |", "| --- | ---: | --- |"]
     for name in sorted(new.tables):
-        lines.append(f"| {name} | {new.tables[name].rows} | {_change(name, new, old, local)} |")
+        rows = new.tables[name].rows
+        lines.append(f"| {name} | {'?' if rows is None else rows} | "
+                     f"{_change(name, new, old, local)} |")
     removed = sorted(set(old.tables) - set(new.tables)) if old else []
     lines += [f"| {name} | – | no longer exported |" for name in removed]
-    total = sum(e.rows for e in new.tables.values())
+    total = sum(e.rows or 0 for e in new.tables.values())
     lines += ["", f"Total: {total} rows in {len(new.tables)} tables.", ""]
     return "\n".join(lines).encode("utf-8")

@@ -65,9 +65,15 @@ def run_import(owner: ConnInfo, source: Source, console: Console, *,
                                                                   DataError | None]:
     """Import `source`, then refresh what derives from the rows; remember the manifest when
     every file went in."""
-    outcomes = import_source(owner, source, console, force=force)
+    result = import_source(owner, source, console, force=force)
+    outcomes = result.files
     problem = _report(outcomes, console)
-    if any(o.imported or o.updated for o in outcomes):
+    for table, rows in sorted(result.deleted.items()):
+        console.step(f"Deletes from other machines in {table}", "changed",
+                     f"{rows} row(s) deleted (tombstones newer than the rows)")
+    if result.recomputed:
+        console.detail(f"derived values recomputed in {result.recomputed} row(s)")
+    if result.changed:
         refresh(owner, console)  # materialised views and partitions follow the new rows
     if problem is None and record and source.fingerprint:
         with _connect(owner) as conn:
@@ -87,7 +93,8 @@ def run_export(owner: ConnInfo, exports_dir: Path, console: Console) -> ExportRe
             raise problem
     result = export_all(owner, exports_dir)
     with _connect(owner) as conn:
-        state.record(conn, hashlib.sha256((exports_dir / MANIFEST_NAME).read_bytes()).hexdigest())
+        state.record(conn, hashlib.sha256((exports_dir / MANIFEST_NAME).read_bytes()).hexdigest(),
+                     result.change_seq)
     for name, entry in sorted(result.manifest.tables.items()):
         changed = entry.file in result.changed_files
         console.step(f"Export {name}", "changed" if changed else "ok",

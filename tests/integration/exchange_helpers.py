@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,9 +17,8 @@ from installer.credentials import ConnInfo
 from installer.exchange.import_ import FileOutcome, find_source
 from installer.exchange.manifest import MANIFEST_NAME, read_manifest, sha256_file
 from installer.exchange.sync import run_export, run_import
-from installer.migrations import Migrator
-from installer.modules import select_modules
-from tests.conftest import REPO, Cluster
+from installer.migrations import migrate_all
+from tests.conftest import REPO, Cluster, Project
 
 LEGACY_CSV = REPO / "tests" / "data" / "legacy-exports" / "csv"
 
@@ -26,7 +27,7 @@ def migrate(db: ConnInfo, cluster: Cluster) -> ConnInfo:
     if cluster.has_pgvector:
         with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    Migrator(db.kwargs(), select_modules(REPO / "sql", None)).migrate()
+    migrate_all(db, REPO / "sql")
     return db
 
 
@@ -81,7 +82,7 @@ def export(db: ConnInfo, folder: Path) -> list[str]:
 
 def load(db: ConnInfo, folder: Path, force: bool = False) -> tuple[dict[str, FileOutcome], str]:
     """Import `folder`; returns outcomes by table and the error text ('' when none)."""
-    source = find_source(folder)
+    source = find_source(folder, legacy_allowed=True)
     assert source is not None
     outcomes, problem = run_import(db, source, Console(quiet=True), force=force, record=False)
     text = "" if problem is None else f"{problem.message}\n{problem.details}"
@@ -111,3 +112,27 @@ def reseal(folder: Path) -> None:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def git(project: Project, *args: str, cwd: Path | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = project.env(GIT_AUTHOR_NAME="Tester", GIT_AUTHOR_EMAIL="t@example.com",
+                      GIT_COMMITTER_NAME="Tester", GIT_COMMITTER_EMAIL="t@example.com")
+    result = subprocess.run(["git", *args], cwd=cwd or project.path, env=env, text=True,
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)}: {result.stdout}{result.stderr}")
+    return result
+
+
+def wait_for_remote(project: Project, timeout: float = 60) -> str:
+    """The follow-up push runs after `git push` returns: wait until origin has HEAD."""
+    head = git(project, "rev-parse", "HEAD").stdout.strip()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        remote = git(project, "ls-remote", "origin", "refs/heads/main").stdout.split()
+        if remote and remote[0] == head:
+            return head
+        time.sleep(0.2)
+    log = project.path / ".git" / "learning-export-push.log"
+    raise AssertionError(f"origin never got {head}: {log.read_text() if log.exists() else ''}")

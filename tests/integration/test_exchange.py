@@ -17,8 +17,7 @@ from installer.credentials import ConnInfo
 from installer.errors import DataError
 from installer.exchange.legacy import LEGACY_NAMESPACE
 from installer.exchange.manifest import MANIFEST_NAME
-from installer.migrations import Migrator
-from installer.modules import select_modules
+from installer.migrations import migrate_all
 from tests.conftest import REPO, Cluster
 from tests.integration.exchange_helpers import (
     LEGACY_CSV,
@@ -317,7 +316,7 @@ def test_vector_and_real_array_servers_exchange_identical_files(db: ConnInfo, cl
     export(db, tmp_path / "vector")
     plain = cluster.create_database()  # same server, no extension: embeddings stay real[]
     try:
-        Migrator(plain.kwargs(), select_modules(REPO / "sql", None)).migrate()
+        migrate_all(plain, REPO / "sql")
         with psycopg.connect(**plain.kwargs()) as conn:
             kind = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                                 "WHERE attrelid = 'task_embeddings'::regclass "

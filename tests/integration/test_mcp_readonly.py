@@ -1,8 +1,10 @@
-"""The MCP config really works: the real server, launched exactly as .mcp.json says.
+"""The npx option (`mcp_server: npx`) really works: the real server, launched exactly as
+.mcp.json says.
 
 `@modelcontextprotocol/server-postgres` runs whatever one simple query holds, so
 `SELECT 1; COMMIT; DROP TABLE …` escapes its read-only transaction. Only the database role
-stops it: these tests prove that the role written into the config does.
+stops it: these tests prove that the role written into the config does. (The project's own
+server, the default, is tested in test_mcp_server.py.)
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def test_agent_reads_through_mcp_and_cannot_write(project: Project) -> None:
     reason = _npx_ready()
     if reason:
         pytest.skip(reason)
-    assert project.install().returncode == 0
+    assert project.install(LEARNING_MCP_SERVER="npx").returncode == 0
     url = project.read_env()["DATABASE_URL"]
     with psycopg.connect(url) as conn:
         conn.execute("INSERT INTO agent_metrics (agent_name, task_type, success) "

@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from installer import db
 from installer.credentials import ConnInfo
 from installer.errors import MigrationError
 from installer.migrations import Migrator
@@ -26,7 +27,8 @@ def _module(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def _migrator(database: ConnInfo, sql_dir: Path) -> Migrator:
-    return Migrator(database.kwargs(), select_modules(sql_dir, None))
+    """A migrator on its own connection (closed with the test's garbage)."""
+    return Migrator(db.connect(database, autocommit=True), select_modules(sql_dir, None))
 
 
 def _tables(database: ConnInfo) -> set[str]:

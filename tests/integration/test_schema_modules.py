@@ -16,7 +16,7 @@ from psycopg import errors, sql
 
 from installer.credentials import ConnInfo
 from installer.errors import ConfigError, ExitCode
-from installer.migrations import Migrator
+from installer.migrations import migrate_all
 from installer.modules import select_modules
 from installer.schema_maintenance import EmbeddingColumnsStep, PartitionsStep
 from tests.conftest import REPO, Cluster, Project
@@ -30,7 +30,7 @@ def connect(conn: ConnInfo, **extra: Any) -> psycopg.Connection:
 
 
 def migrate(conn: ConnInfo, modules: list[str] | None = None) -> None:
-    Migrator(conn.kwargs(), select_modules(SQL_DIR, modules)).migrate()
+    migrate_all(conn, SQL_DIR, modules)
 
 
 def embedding(*head: float) -> list[float]:

@@ -15,7 +15,8 @@ EXAMPLE = REPO / ".env.example"
 # names that look like .env keys but are environment variables only, or other programs' names
 ENVIRONMENT_ONLY = {"LEARNING_YES", "LEARNING_PROFILE", "LEARNING_PROJECT_DIR",
                     "LEARNING_SKIP_EXPORT_HOOK", "PGPASSFILE"} | config.environment_variables()
-OTHER_PROGRAMS = {"PG_VERSION", "PGADMIN_DEFAULT_EMAIL", "PGADMIN_DEFAULT_PASSWORD",
+OTHER_PROGRAMS = {"PG_VERSION", "PGOPTIONS", "PGCONNECT_TIMEOUT", "PGADMIN_DEFAULT_EMAIL",
+                  "PGADMIN_DEFAULT_PASSWORD",
                   "PGADMIN_SERVER_JSON_FILE", "PGADMIN_CONFIG_UPGRADE_CHECK_ENABLED",
                   "PGADMIN_CONFIG_SHOW_GRAVATAR_IMAGE",
                   "PGADMIN_SETUP_EMAIL", "PGADMIN_SETUP_PASSWORD"}

@@ -10,9 +10,18 @@ import pytest
 import tomlkit
 
 from installer import jsonc
+from installer.config import resolve_settings
 from installer.credentials import ConnInfo
 from installer.errors import ConfigError
-from installer.mcp_config import CLIENTS, SERVER_NAME, read_text
+from installer.mcp_config import (
+    CLIENTS,
+    MCP_SERVER_PACKAGE,
+    SERVER_NAME,
+    ServerChoice,
+    read_text,
+    server_entry,
+)
+from installer.mcp_server.command import agent_from
 from installer.project_steps import McpConfigStep
 
 AGENT = ConnInfo("127.0.0.1", 5999, "learning_system", "learning_agent", "s3cret-Pass")
@@ -36,7 +45,7 @@ def _apply(name: str, project: Path) -> tuple[McpConfigStep, str]:
 
 def _assert_entry(name: str, text: str, path: Path) -> None:
     entry = CLIENTS[name].entry_in(text, path)
-    assert entry is not None and entry["command"] == "npx"
+    assert entry is not None and entry["args"][1] == "mcp-server"
     assert entry["args"][-1] == "postgresql://learning_agent@127.0.0.1:5999/learning_system"
     assert "s3cret-Pass" not in text
 
@@ -142,3 +151,29 @@ def test_dry_run_diff_shows_only_our_entry(tmp_path: Path) -> None:
     removed = [line for line in diff.splitlines() if line.startswith("-")][1:]  # after ---
     assert removed == []  # the other server's lines are untouched
     assert path.read_text() == original
+
+
+def test_npx_choice_and_builtin_limits_shape_the_entry(tmp_path: Path) -> None:
+    npx = server_entry(AGENT, tmp_path, ServerChoice(kind="npx"))
+    assert npx == {"command": "npx", "args": [
+        "-y", MCP_SERVER_PACKAGE, "postgresql://learning_agent@127.0.0.1:5999/learning_system"]}
+    builtin = server_entry(AGENT, tmp_path, ServerChoice(timeout=2.5, max_rows=40))
+    assert Path(builtin["command"]).is_absolute()
+    assert builtin["args"][0] == str(tmp_path / "install.py")
+    assert builtin["args"][1:] == ["mcp-server", "--timeout", "2.5", "--max-rows", "40", "--url",
+                                   "postgresql://learning_agent@127.0.0.1:5999/learning_system"]
+
+
+def test_unknown_mcp_server_setting_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown MCP server 'node'"):
+        resolve_settings(tmp_path, {}, environ={"LEARNING_MCP_SERVER": "node"})
+
+
+def test_server_takes_the_password_from_env_never_from_the_url() -> None:
+    recorded = {"LEARNING_AGENT_USER": "learning_agent", "LEARNING_AGENT_PASSWORD": "pw"}
+    agent = agent_from("postgresql://learning_agent@127.0.0.1:5999/learning_system", recorded)
+    assert (agent.host, agent.port, agent.dbname, agent.password) == (
+        "127.0.0.1", 5999, "learning_system", "pw")
+    assert agent_from("postgresql://other@h:1/d", recorded).password is None  # ~/.pgpass
+    with pytest.raises(ConfigError, match="holds a password"):
+        agent_from("postgresql://learning_agent:secret@h:1/d", recorded)

@@ -11,7 +11,7 @@ from installer.config import resolve_settings
 from installer.credentials import ConnInfo, mask
 from installer.errors import ConfigError, MigrationError
 from installer.mcp_config import CLIENTS, SERVER_NAME, server_entry
-from installer.migrations import normalise
+from installer.migrations import normalise, split_down
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, remove_from_pgpass
 
@@ -50,7 +50,7 @@ def test_pgpass_escapes_and_replaces_only_its_line() -> None:
 
 def test_mcp_entry_has_no_password_and_merge_keeps_other_servers() -> None:
     agent = ConnInfo("127.0.0.1", 5432, "learning_system", "learning_agent", "secret")
-    entry = server_entry(agent)
+    entry = server_entry(agent, Path("/checkout"))
     assert "secret" not in str(entry)
     existing = json.dumps({"mcpServers": {"x": {"command": "y"}}, "k": 1})
     merged = CLIENTS["claude-code"].merged(existing, entry, Path(".mcp.json"))
@@ -85,3 +85,23 @@ def test_normalise_strips_bom_and_line_endings() -> None:
     assert normalise(b"\xef\xbb\xbfA\r\nB\rC\n", Path("x.sql")) == "A\nB\nC\n"
     with pytest.raises(MigrationError, match="line 2 is not valid UTF-8"):
         normalise(b"ok\n\xff\n", Path("x.sql"))
+
+
+def test_restore_leaves_out_extensions_and_large_objects() -> None:
+    from installer.lifecycle import _left_out
+
+    assert _left_out("3385; 3079 16385 EXTENSION - vector ")
+    assert _left_out("3386; 2613 16402 BLOB - 16402 learning_agent")
+    assert _left_out("3387; 0 0 BLOBS - BLOBS ")
+    assert _left_out("3388; 0 0 ACL - LARGE OBJECT 16402 learning_agent")
+    assert _left_out("3389; 2613 16402 LARGE OBJECT - 16402 learning")
+    assert not _left_out("215; 1259 16410 TABLE public blob_notes learning")
+
+
+def test_down_part_follows_its_marker_line_only() -> None:
+    assert split_down("CREATE TABLE a ();\n") == ("CREATE TABLE a ();\n", None)
+    assert split_down("CREATE TABLE a ();\n-- migrate:down\nDROP TABLE a;\n") == (
+        "CREATE TABLE a ();\n", "DROP TABLE a;\n")
+    assert split_down("SELECT 1;\n-- migrate:down\n-- nothing to undo\n") == ("SELECT 1;\n", "")
+    text = "SELECT '-- migrate:down';\n  -- migrate:down later\n"
+    assert split_down(text) == (text, None)  # only a line that is exactly the marker
