@@ -7,7 +7,7 @@ run. Passwords travel as keyword arguments, never on a command line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -63,6 +63,14 @@ def connect(info: ConnInfo, *, autocommit: bool = False,
         conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
     conn.autocommit = autocommit
     return conn
+
+
+def one(conn: psycopg.Connection, query: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+    """The row of a query that always returns exactly one (an aggregate, a function call)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError(f"no row from: {query}")
+    return row
 
 
 def answers(info: ConnInfo, timeout: int = 3) -> bool:

@@ -39,7 +39,7 @@ def wait_until_healthy(
                               hint="read the log lines above; a port clash, a full disk or a "
                               "permissions problem on the data directory are the usual causes",
                               details=log_tail())
-        try:
+        try:  # raw psycopg, not db.connect: a failed login's sqlstate ends the wait at once
             with psycopg.connect(**conn.kwargs(connect_timeout=2)) as connection:
                 connection.execute("SELECT 1")
             return time.monotonic() - started

@@ -43,7 +43,7 @@ ARCHIVE_MAGIC = b"PGDMP"
 
 # -- client tools -----------------------------------------------------------------------------
 def _server_major(conn: ConnInfo) -> int:
-    with psycopg.connect(**conn.kwargs()) as connection:
+    with db.connect(conn) as connection:
         return int(connection.info.server_version) // 10000
 
 

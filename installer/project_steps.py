@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+
 from installer import db, schema_drift
 from installer.credentials import ConnInfo, mask
 from installer.envfile import merge_env_text, read_env, write_env
-from installer.errors import ServerError
 from installer.fileutil import text_diff, write_if_changed
 from installer.mcp_config import BUILTIN, McpClient, ServerChoice, read_text, server_entry
 from installer.migrations import Migrator, load_module_migrations, refuse_unsafe
 from installer.modules import select_modules
 from installer.pgpass import merge_pgpass, pgpass_line, pgpass_path, read_pgpass, write_pgpass
-from installer.steps import Check, Step, ok
+from installer.steps import Check, DatabaseStep, Step, ok
 
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL")
 
@@ -54,27 +55,28 @@ class EnvFileStep(Step):
         return text_diff(self.path, old, new, mask_line=_masked_env_line)
 
 
-class MigrationsStep(Step):
+class MigrationsStep(DatabaseStep):
     """Pending migrations applied; objects of applied ones that someone dropped re-created."""
 
     title = "Schema migrations"
+    autocommit = True  # the engine runs each file in its own transaction
 
     def __init__(self, owner: ConnInfo, sql_dir: Path, modules: list[str] | None = None):
-        self.owner = owner
+        super().__init__(owner)
         self.modules = select_modules(sql_dir, modules)
         self.pending: list[str] = []  # what the last check found to apply, for the plan
 
     def check(self) -> Check:
-        try:
-            conn = db.connect(self.owner, autocommit=True)
-        except ServerError:
+        found = super().check()
+        if found.state == "blocked":  # everything is pending
             self.pending = [m.id for module in self.modules
                             for m in load_module_migrations(module)]
-            return Check("blocked", "after the learning database exists, apply "
-                         + ", ".join(self.pending))
-        with conn:
-            current = Migrator(conn, self.modules).plan()
-            missing = schema_drift.find(conn)
+            return Check("blocked", f"{found.detail}; then apply {', '.join(self.pending)}")
+        return found
+
+    def check_in(self, conn: psycopg.Connection) -> Check:
+        current = Migrator(conn, self.modules).plan()
+        missing = schema_drift.find(conn)
         refuse_unsafe(current, allow_out_of_order=False)
         self.pending = [m.id for m in current.pending]
         todo = []
@@ -87,7 +89,7 @@ class MigrationsStep(Step):
         return ok(f"{len(current.applied)} applied, none pending")
 
     def apply(self, check: Check) -> str:
-        with db.connect(self.owner, autocommit=True) as conn:
+        with db.connect(self.conn, autocommit=True) as conn:
             migrator = Migrator(conn, self.modules)
             restored = schema_drift.repair(migrator)
             applied = migrator.migrate()

@@ -6,7 +6,7 @@ installed:
   index) once the extension is installed, in place and keeping their data;
 - `learning_events` gets partitions for this month and the coming ones;
 - materialised views that were never filled are filled.
-`python install.py refresh` creates the coming partitions and refreshes every materialised view.
+The `refresh` command creates the coming partitions and refreshes every materialised view.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from abc import abstractmethod
 import psycopg
 from psycopg import sql
 
-from installer import program
+from installer import db, program
 from installer.console import Console
 from installer.credentials import ConnInfo
-from installer.errors import ServerError
-from installer.steps import Check, Step, ok
+from installer.steps import Check, DatabaseStep, Step, ok
 
 _DRIFT = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction,
           psycopg.errors.UndefinedColumn)
@@ -32,51 +31,42 @@ def _exists(conn: psycopg.Connection, function: str) -> bool:
     return bool(row and row[0])
 
 
-class _OwnerStep(Step):
+class _OwnerStep(DatabaseStep):
     """A step that works in the learning database as its owner; blocked until it answers."""
-
-    def __init__(self, owner: ConnInfo):
-        self.owner = owner
 
     def check(self) -> Check:
         try:
-            with psycopg.connect(**self.owner.kwargs()) as conn:
-                return self._check(conn)
-        except psycopg.OperationalError:
-            return Check("blocked", "after the learning database exists")
+            return super().check()
         except _DRIFT as exc:  # an object dropped by hand: the migrations step re-creates it
             return Check("blocked", f"after the schema is repaired ({exc.diag.message_primary})")
 
     def apply(self, check: Check) -> str:
-        with psycopg.connect(**self.owner.kwargs()) as conn:  # commits on leaving the block
-            return self._apply(conn)
+        with db.connect(self.conn) as conn:  # commits on leaving the block
+            return self.apply_in(conn)
 
     @abstractmethod
-    def _check(self, conn: psycopg.Connection) -> Check: ...
-
-    @abstractmethod
-    def _apply(self, conn: psycopg.Connection) -> str: ...
+    def apply_in(self, conn: psycopg.Connection) -> str: ...
 
 
 class EmbeddingColumnsStep(_OwnerStep):
     title = "Embedding columns"
 
-    def _check(self, conn: psycopg.Connection) -> Check:
+    def check_in(self, conn: psycopg.Connection) -> Check:
         if not _exists(conn, "unconverted_embedding_columns()"):
             return ok("none yet")
         pending = [f"{table}.{column}" for table, column, _ in conn.execute(
             "SELECT * FROM unconverted_embedding_columns()")]
         if pending:
             return Check("change", "convert to pgvector: " + ", ".join(pending))
-        total, vector = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE embedding_is_vector(table_name::regclass, "
-            "column_name)) FROM installer.embedding_columns").fetchone()
+        total, vector = db.one(
+            conn, "SELECT count(*), count(*) FILTER (WHERE embedding_is_vector("
+            "table_name::regclass, column_name)) FROM installer.embedding_columns")
         if total and vector == total:
             return ok(f"{total} column(s) use pgvector with HNSW indexes")
         return ok(f"{total} column(s) use the real[] fallback (no pgvector on this server)")
 
-    def _apply(self, conn: psycopg.Connection) -> str:
-        converted = conn.execute("SELECT convert_embedding_columns()").fetchone()[0]
+    def apply_in(self, conn: psycopg.Connection) -> str:
+        converted = db.one(conn, "SELECT convert_embedding_columns()")[0]
         return f"converted {converted} column(s) to vector with HNSW indexes, data kept"
 
 
@@ -94,7 +84,7 @@ def _create_partitions(conn: psycopg.Connection) -> list[str]:
 class PartitionsStep(_OwnerStep):
     title = "learning_events partitions"
 
-    def _check(self, conn: psycopg.Connection) -> Check:
+    def check_in(self, conn: psycopg.Connection) -> Check:
         if not _exists(conn, "create_learning_event_partitions(integer)"):
             return ok("analytics module not installed")
         missing = _missing_partitions(conn)
@@ -102,7 +92,7 @@ class PartitionsStep(_OwnerStep):
             return Check("change", "create " + ", ".join(missing))
         return ok(f"this month and {MONTHS_AHEAD} ahead")
 
-    def _apply(self, conn: psycopg.Connection) -> str:
+    def apply_in(self, conn: psycopg.Connection) -> str:
         return "created " + ", ".join(_create_partitions(conn))
 
 
@@ -126,7 +116,7 @@ def _refresh_views(conn: psycopg.Connection, views: list[tuple[str, bool]]) -> l
 class MaterializedViewsStep(_OwnerStep):
     title = "Materialised views"
 
-    def _check(self, conn: psycopg.Connection) -> Check:
+    def check_in(self, conn: psycopg.Connection) -> Check:
         empty = [name for name, _ in _views(conn, only_empty=True)]
         if empty:
             return Check("change", "fill " + ", ".join(empty))
@@ -134,7 +124,7 @@ class MaterializedViewsStep(_OwnerStep):
         return ok(f"{count} view(s); {program.command('refresh')} updates them" if count
                   else "none installed")
 
-    def _apply(self, conn: psycopg.Connection) -> str:
+    def apply_in(self, conn: psycopg.Connection) -> str:
         return "filled " + ", ".join(_refresh_views(conn, _views(conn, only_empty=True)))
 
 
@@ -144,15 +134,11 @@ def maintenance_steps(owner: ConnInfo) -> list[Step]:
 
 def refresh(owner: ConnInfo, console: Console) -> dict[str, list[str]]:
     """Creates the coming partitions and refreshes every materialised view."""
-    try:
-        with psycopg.connect(**owner.kwargs()) as conn:
-            partitions = (_create_partitions(conn)
-                          if _exists(conn, "create_learning_event_partitions(integer)") else [])
-            conn.commit()
-            views = _refresh_views(conn, _views(conn, only_empty=False))
-    except psycopg.OperationalError as exc:
-        raise ServerError(f"cannot reach the learning database: {exc}".strip(),
-                          hint=f"start the server with {program.command('start')}") from exc
+    with db.connect(owner) as conn:
+        partitions = (_create_partitions(conn)
+                      if _exists(conn, "create_learning_event_partitions(integer)") else [])
+        conn.commit()
+        views = _refresh_views(conn, _views(conn, only_empty=False))
     console.step("learning_events partitions", "changed" if partitions else "ok",
                  "created " + ", ".join(partitions) if partitions else "none missing")
     console.step("Materialised views", "changed" if views else "ok",

@@ -12,13 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import psycopg
 
 from installer import db
 from installer.console import Console
-from installer.errors import InstallerError
+from installer.credentials import ConnInfo
+from installer.errors import InstallerError, ServerError
 
 State = Literal["ok", "create", "change", "repair", "blocked"]
 
@@ -57,6 +58,31 @@ class Step(ABC):
         """For --dry-run: the file change `apply` would make, as a unified diff with secrets
         masked; empty when the step writes no file."""
         return ""
+
+
+class DatabaseStep(Step):
+    """A step that checks a database through one connection as `conn`'s role. While that
+    database does not answer (server down, not created yet, role missing) its check reports
+    "blocked" with the reason instead of raising: in a plan or `status` the steps before it
+    (the server, the roles) are what will make it answerable."""
+
+    waits_for = "after the learning database exists"
+    autocommit: ClassVar[bool] = False  # of the check's connection
+
+    def __init__(self, conn: ConnInfo):
+        self.conn = conn
+
+    def check(self) -> Check:
+        try:
+            connection = db.connect(self.conn, autocommit=self.autocommit)
+        except ServerError as exc:
+            return Check("blocked", f"{self.waits_for} (now: {db.reason(exc.__cause__ or exc)})")
+        with connection:
+            return self.check_in(connection)
+
+    @abstractmethod
+    def check_in(self, conn: psycopg.Connection) -> Check:
+        """The check, on an open connection; must not change anything."""
 
 
 @dataclass(frozen=True)

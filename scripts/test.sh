@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: creates .venv, installs the project with its
-# test extra (playwright, podman-compose among them), installs Debian's chromium for the pgAdmin
-# browser tests when missing (as root, with apt), warms the npm cache for the MCP server the
-# tests launch, then runs pytest. The docker-mode tests set up podman and build their images
-# themselves (scripts/dockermode.sh).
+# test extra (playwright, podman-compose among them), installs podman, npm and Debian's
+# chromium when missing (root + apt), warms the npm cache for the MCP server the tests launch,
+# then runs pytest. The docker-mode tests build their images themselves (scripts/dockermode.sh).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k migrations`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,19 +13,31 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --editable '.[test]'
 
-# The pgAdmin tests drive Debian's chromium through Playwright (never Playwright's own browser
-# download); without root or apt they are skipped with the reason.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        -o DPkg::Lock::Timeout=300 chromium >/dev/null; } \
-        || echo "warning: could not install chromium; the browser tests will be skipped" >&2
+# Required areas (tests/required_areas.py): with CI=true a skipped docker-mode, MCP or
+# pgvector test fails the run, so install what they need here. As root with apt: podman + runc
+# for the docker-mode tests (scripts/dockermode.sh builds the image), node + npm for the MCP
+# tests. pgvector comes with the embedded PostgreSQL of the project's own dependencies.
+apt_install() {
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        -o DPkg::Lock::Timeout=300 "$@" >/dev/null
+}
+missing=()
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v npx >/dev/null 2>&1 || missing+=(nodejs npm)
+# the pgAdmin tests drive Debian's chromium through Playwright (never its own browser download)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}" || echo "warning: could not install ${missing[*]}" >&2
 fi
 
 # The MCP tests start the real @modelcontextprotocol/server-postgres through npx, exactly as
-# .mcp.json says; fetch it once here so the tests do not depend on download timing.
+# .mcp.json says, from this npm cache (with its dependencies); fetch it once here.
+MCP_PACKAGE="$(.venv/bin/python -c 'from installer.mcp_config import MCP_SERVER_PACKAGE as p; print(p)')"
 if command -v npm >/dev/null 2>&1; then
-    npm cache add @modelcontextprotocol/server-postgres@0.6.2 >/dev/null 2>&1 \
-        || echo "warning: could not fetch the MCP server package; its tests will be skipped" >&2
+    npm exec --yes --package="$MCP_PACKAGE" -- true >/dev/null 2>&1 \
+        || echo "warning: could not fetch $MCP_PACKAGE; its tests will skip (fail with CI=true)" >&2
 fi
 
 exec .venv/bin/python -m pytest -n 2 "$@"

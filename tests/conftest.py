@@ -29,6 +29,8 @@ from installer.backends.native import NativeBackend
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.credentials import ConnInfo
 
+pytest_plugins = ["tests.required_areas"]
+
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_USER = "learning-pg"
 

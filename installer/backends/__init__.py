@@ -19,6 +19,8 @@ from installer.backends import external  # noqa: F401
 
 AUTO = "auto"  # not a backend: detection picks native or docker
 
+__all__ = ["AUTO", "Backend", "backend_class", "modes", "registered"]
+
 
 def modes() -> tuple[str, ...]:
     """Every backend's mode name."""

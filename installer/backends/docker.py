@@ -201,7 +201,8 @@ class DockerBackend(Backend):
 
     def image_id(self) -> str | None:
         try:
-            return self.client.images.get(self.spec.image).id
+            image_id: str | None = self.client.images.get(self.spec.image).id
+            return image_id
         except (ImageNotFound, NotFound):
             return None
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from installer import db
 from installer.backends.base import Backend, register
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, ServerError
@@ -156,7 +157,7 @@ class ExternalBackend(Backend):
                               hint=f"set {ADMIN_URL} in the environment and run it again")
         r = self.roles
         try:
-            with psycopg.connect(**self.admin.kwargs(), autocommit=True) as conn:
+            with db.connect(self.admin, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(r.database)))
                 for role in (r.agent, r.owner):
@@ -179,13 +180,13 @@ class ServerReachableStep(Step):
 
     def check(self) -> Check:
         try:
-            with psycopg.connect(**self.backend.server.kwargs(connect_timeout=3)) as conn:
-                version = conn.info.parameter_status("server_version") or "?"
-                superuser = conn.info.parameter_status("is_superuser") == "on"
-                self.backend.refuse_foreign_roles(conn)
-        except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return Check("repair", f"does not answer: {reason}")
+            connection = db.connect(self.backend.server, connect_timeout=3)
+        except ServerError as exc:
+            return Check("repair", f"does not answer: {db.reason(exc.__cause__ or exc)}")
+        with connection as conn:
+            version = conn.info.parameter_status("server_version") or "?"
+            superuser = conn.info.parameter_status("is_superuser") == "on"
+            self.backend.refuse_foreign_roles(conn)
         return ok(f"PostgreSQL {version}" + (", superuser" if superuser else ""))
 
     def apply(self, check: Check) -> str:

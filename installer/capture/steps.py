@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installer.capture import claude_settings, deliver, spool
+from installer.capture import claude_settings, deliver, hook, spool
 from installer.credentials import ConnInfo
 from installer.fileutil import text_diff, write_if_changed
 from installer.mcp_config import read_text
@@ -34,7 +34,7 @@ class ClaudeHooksStep(Step):
         if not self.enabled:
             return Check("change", "remove the capture hooks (yours stay)")
         return Check("create" if not self.path.exists() else "change",
-                     f"hooks on {', '.join(claude_settings.hook.EVENTS)}")
+                     f"hooks on {', '.join(hook.EVENTS)}")
 
     def apply(self, check: Check) -> str:
         _, wanted = self._texts()

@@ -25,6 +25,7 @@ from tests.integration.test_docker_mode import (  # noqa: F401 - fixtures
 )
 from tests.integration.test_pgadmin import pgadmin_image  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.required_area("docker-mode")
 HEALTH_WAIT = 120.0
 
 

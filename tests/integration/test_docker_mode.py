@@ -28,6 +28,8 @@ import pytest
 from installer.backends.docker import LABEL_MANAGED
 from tests.conftest import REPO, Project, free_port
 
+pytestmark = pytest.mark.required_area("docker-mode")
+
 HARNESS = REPO / "scripts" / "dockermode.sh"
 DEAD_SOCKET = "unix:///nonexistent/docker.sock"
 
@@ -59,11 +61,11 @@ def engine() -> Iterator[Engine]:
                             text=True, timeout=900, check=False)
     except subprocess.TimeoutExpired:
         down()
-        pytest.skip("the container engine could not be set up within 15 minutes")
-    if up.returncode != 0:
+        pytest.fail("scripts/dockermode.sh up did not finish within 15 minutes")
+    if up.returncode != 0:  # our own set-up scripts failed: a failure, never a skip
         down()
-        pytest.skip("the container engine could not be set up: "
-                    + "\n".join((up.stdout + up.stderr).strip().splitlines()[-8:]))
+        pytest.fail(f"scripts/dockermode.sh up exited {up.returncode}:\n"
+                    + "\n".join((up.stdout + up.stderr).strip().splitlines()[-20:]))
     exports = dict(line.removeprefix("export ").split("=", 1)
                    for line in up.stdout.splitlines() if line.startswith("export "))
     client = docker.DockerClient(base_url=exports["DOCKER_HOST"], timeout=120)

@@ -308,10 +308,12 @@ def test_new_tables_are_discovered_and_opted_out_by_comment(db: ConnInfo, cluste
     assert files(tmp_path / "a") == files(tmp_path / "b")
 
 
+@pytest.mark.required_area("pgvector")
+@pytest.mark.parametrize("cluster", ["embedded"], indirect=True)
 def test_vector_and_real_array_servers_exchange_identical_files(db: ConnInfo, cluster: Cluster,
                                                                 tmp_path: Path) -> None:
     if not cluster.has_pgvector:
-        pytest.skip("needs a server with pgvector")
+        pytest.skip("the embedded PostgreSQL has no pgvector")
     seed(db, n=2)
     export(db, tmp_path / "vector")
     plain = cluster.create_database()  # same server, no extension: embeddings stay real[]

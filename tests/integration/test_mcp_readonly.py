@@ -21,6 +21,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
+from installer.mcp_config import MCP_SERVER_PACKAGE
 from tests.conftest import Project
 
 SMUGGLED = [
@@ -35,13 +36,19 @@ SMUGGLED = [
 ]
 
 
+def _npm_cache() -> str:
+    """The npm cache scripts/test.sh warmed: the one of the real HOME, not the test's."""
+    return subprocess.run(["npm", "config", "get", "cache"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def _npx_ready() -> str | None:
     if shutil.which("npx") is None:
-        return "npx is not installed"
-    probe = subprocess.run(["npm", "cache", "ls", "@modelcontextprotocol/server-postgres"],
+        return "npx is not installed (scripts/test.sh installs it)"
+    probe = subprocess.run(["npm", "cache", "ls", MCP_SERVER_PACKAGE.rsplit("@", 1)[0]],
                            capture_output=True, text=True, check=False)
-    if "server-postgres" not in probe.stdout:
-        return "the MCP server package is not in the npm cache (scripts/test.sh fetches it)"
+    if MCP_SERVER_PACKAGE.rsplit("@", 1)[1] not in probe.stdout:
+        return f"{MCP_SERVER_PACKAGE} is not in the npm cache (scripts/test.sh fetches it)"
     return None
 
 
@@ -49,7 +56,10 @@ async def _ask(project: Project, queries: list[str]) -> list[tuple[bool, str]]:
     entry = json.loads((project.path / ".mcp.json").read_text())["mcpServers"]["learning-db"]
     params = StdioServerParameters(
         command=entry["command"], args=entry["args"], cwd=str(project.path),
-        env={"HOME": str(project.home), "PATH": os.environ["PATH"], **entry.get("env", {})})
+        env={"HOME": str(project.home), "PATH": os.environ["PATH"],
+             # the package comes from the warmed cache: no download on every run
+             "npm_config_cache": _npm_cache(), "npm_config_prefer_offline": "true",
+             **entry.get("env", {})})
     answers = []
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
@@ -64,6 +74,7 @@ async def _ask(project: Project, queries: list[str]) -> list[tuple[bool, str]]:
     return answers
 
 
+@pytest.mark.required_area("mcp")
 def test_agent_reads_through_mcp_and_cannot_write(project: Project) -> None:
     reason = _npx_ready()
     if reason:

@@ -41,6 +41,7 @@ def pgadmin_image(engine) -> None:  # noqa: F811
     assert built.returncode == 0, built.stderr[-3000:]
 
 
+@pytest.mark.required_area("docker-mode")  # a skip (no engine, no chromium) fails in CI
 def test_docker_mode_pgadmin_in_chromium(dproject: DockerProject, pgadmin_image: None  # noqa: F811
                                          ) -> None:
     require_chromium()

@@ -303,14 +303,22 @@ def test_session_counters_stay_right_under_concurrent_writers(schema: ConnInfo) 
                             (session,)).fetchone() == (100,)
 
 
+def test_embedding_columns_without_pgvector_use_the_real_array_fallback(
+        database: ConnInfo) -> None:
+    migrate(database)  # no vector extension: every embedding column is real[]
+    check = EmbeddingColumnsStep(database).check()
+    assert check.ok and "real[] fallback" in check.detail
+
+
+@pytest.mark.required_area("pgvector")
+@pytest.mark.parametrize("cluster", ["embedded"], indirect=True)
 def test_embedding_columns_convert_in_place_when_pgvector_arrives(
         cluster: Cluster, database: ConnInfo) -> None:
+    if not cluster.has_pgvector:
+        pytest.skip("the embedded PostgreSQL has no pgvector")
     migrate(database)  # no vector extension yet: every embedding column is real[]
     step = EmbeddingColumnsStep(database)
-    check = step.check()
-    assert check.ok and "real[] fallback" in check.detail
-    if not cluster.has_pgvector:
-        return
+    assert step.check().ok
     vectors = {"a": embedding(1, 0), "b": embedding(0, 1), "c": embedding(1, 1)}
     with connect(database, autocommit=True) as conn:
         for name, vector in vectors.items():
