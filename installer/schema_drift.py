@@ -3,7 +3,8 @@
 The ledger keeps what each file created (see `migrations`). `find()` compares that with the
 catalog. `repair()` re-creates what is missing by replaying, in the order they were applied,
 the statements of the recorded files that create or change a missing object (its CREATE, its
-indexes, triggers, comments, later ALTERs and seed rows), all in one transaction: either every
+indexes, triggers, comments, later ALTERs and DROPs — a later file that drops and re-creates it
+with another shape — and seed rows), all in one transaction: either every
 missing object comes back, or nothing changes and the error names what to run instead. Objects
 that still exist are never touched, so no row is lost.
 """
@@ -36,6 +37,8 @@ _TARGET = re.compile(r"""(?:
     | CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\s+\w+\s.*?\bON\s+
     | CREATE\s+POLICY\s+\w+\s+ON\s+
     | ALTER\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW)\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?
+    | DROP\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW|FUNCTION)\s+(?:IF\s+EXISTS\s+)?
+    | DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?\w+\s+ON\s+
     | COMMENT\s+ON\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW|COLUMN|FUNCTION)\s+
     | INSERT\s+INTO\s+
     | SELECT\s+\w+\s*\(\s*'

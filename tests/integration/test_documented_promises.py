@@ -262,8 +262,8 @@ def test_import_refreshes_the_materialised_views(project: Project) -> None:
     result = project.run("import")
     assert result.returncode == 0, output(result)
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT sum(items_enqueued) FROM daily_learning_metrics"
-                            ).fetchone() == (1,)
+        assert conn.execute("SELECT sum(count) FROM daily_learning_metrics "
+                            "WHERE source_type = 'manual'").fetchone() == (1,)
 
 
 def test_agent_role_sessions_are_read_only_with_a_30s_timeout(project: Project) -> None:

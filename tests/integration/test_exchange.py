@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,7 @@ import pytest
 
 from installer.credentials import ConnInfo
 from installer.errors import DataError
+from installer.exchange import catalog
 from installer.exchange.legacy import LEGACY_NAMESPACE
 from installer.exchange.manifest import MANIFEST_NAME
 from installer.migrations import migrate_all
@@ -32,6 +34,7 @@ from tests.integration.exchange_helpers import (
     seed,
 )
 
+DESIGN_ROWS = REPO / "tests" / "data" / "design_rows.sql"
 TABLES = ("agent_metrics", "interaction_logs", "learning_feedback", "model_performance",
           "task_embeddings")
 
@@ -187,6 +190,49 @@ def test_legacy_exports_import_once_with_deterministic_ids(db: ConnInfo, tmp_pat
     assert error == ""
     assert again["agent_metrics"].imported == 0 and again["agent_metrics"].present == 10
     assert count(db, "agent_metrics") == 10
+
+
+# The earlier bash-based system's tables, as its exports show them (integer ids, `timestamp`).
+LEGACY_LAYOUT = """
+CREATE SCHEMA legacy;
+CREATE TABLE legacy.agent_metrics (id serial PRIMARY KEY, agent_name varchar(255),
+    task_type varchar(255), execution_time_ms float, success boolean, error_message text,
+    timestamp timestamp DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE legacy.learning_feedback (id serial PRIMARY KEY, agent_name varchar(255),
+    task_id varchar(255), feedback_type varchar(255), feedback_value float,
+    timestamp timestamp DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE legacy.model_performance (id serial PRIMARY KEY, model_name varchar(255),
+    accuracy float, precision_score float, recall float, f1_score float,
+    training_date timestamp DEFAULT CURRENT_TIMESTAMP);
+"""
+
+
+def test_legacy_tables_migrate_to_the_rows_the_legacy_csv_import_gives(
+        db: ConnInfo, cluster: Cluster) -> None:
+    """migrate_existing_data() carries the old system's tables (in schema legacy) over with
+    the ids and times the CSV import of its exports gives, once."""
+    tables = ("agent_metrics", "learning_feedback", "model_performance")
+    with psycopg.connect(**db.kwargs()) as conn:
+        conn.execute(LEGACY_LAYOUT)
+        for table in tables:
+            with conn.cursor().copy(f"COPY legacy.{table} FROM STDIN WITH (FORMAT csv, "
+                                    "HEADER true)") as copy:
+                copy.write((LEGACY_CSV / f"{table}.csv").read_bytes())
+        conn.execute("INSERT INTO legacy.model_performance (id, model_name, accuracy, "
+                     "training_date) VALUES (7, 'm', 0.5, '2025-08-30 06:35:33')")
+        conn.execute("SET TimeZone = 'America/New_York'")  # times are read as UTC anyway
+        migrated = {t: n for t, source, n in conn.execute("SELECT * FROM migrate_existing_data()")
+                    if source == f"legacy.{t}"}
+        assert migrated == {"agent_metrics": 10, "learning_feedback": 0, "model_performance": 1}
+        assert conn.execute("SELECT id, training_date FROM model_performance").fetchone() == (
+            uuid.uuid5(LEGACY_NAMESPACE, "model_performance/7"),
+            datetime(2025, 8, 30, 6, 35, 33, tzinfo=UTC))
+        again = conn.execute("SELECT sum(rows_migrated) FROM migrate_existing_data()").fetchone()
+        assert again == (0,)
+    with extra_database(cluster) as other:
+        _, error = load(other, LEGACY_CSV)
+        assert error == ""
+        assert rows(other, "agent_metrics") == rows(db, "agent_metrics")
 
 
 GOOD = "id,agent_name,task_type,success\n{a},x,y,t\n{b},x,y,f\n"
@@ -411,6 +457,32 @@ def test_schema_module_tables_round_trip_with_their_triggers(db: ConnInfo, clust
             assert rows(other, table) == rows(db, table), table
         export(other, tmp_path / "b")
     assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+
+
+def test_design_document_tables_round_trip(db: ConnInfo, cluster: Cluster,
+                                           tmp_path: Path) -> None:
+    with psycopg.connect(**db.kwargs()) as conn:
+        conn.execute(DESIGN_ROWS.read_text("utf-8"))
+        tables = [t.name for t in catalog.learning_tables(conn)]
+    export(db, tmp_path / "a")
+    with extra_database(cluster) as other:
+        _, error = load(other, tmp_path / "a")
+        assert error == ""
+        for table in tables:
+            assert rows(other, table) == rows(db, table), table
+        export(other, tmp_path / "b")
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    manifest = json.loads((tmp_path / "a" / MANIFEST_NAME).read_text())
+    exported = {name for name, entry in manifest["tables"].items() if entry["rows"]}
+    assert exported >= {"evolution_experiments", "evolution_generations", "evolution_individuals",
+                        "code_evaluations", "llm_interactions", "identified_patterns",
+                        "pattern_occurrences", "predictions", "recommendations",
+                        "ab_testing_experiments", "system_performance_metrics",
+                        "query_performance_logs", "resource_utilization",
+                        "capacity_planning_metrics", "git_operation_learning_events",
+                        "user_session_learning_events", "data_quality_checks"}
 
 
 def natural_key_uuid(table: str, *key: object) -> uuid.UUID:

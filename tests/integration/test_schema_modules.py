@@ -369,7 +369,8 @@ def test_bad_module_selection_is_a_clear_config_error(wanted: list[str]) -> None
 WRITES = ("INSERT INTO {} DEFAULT VALUES", "UPDATE {} SET id = id WHERE false",
           "DELETE FROM {} WHERE false", "TRUNCATE {}")
 WRITING_CALLS = (
-    "SELECT claim_task('coder', gen_random_uuid())", "SELECT batch_process_learning(1)",
+    "SELECT claim_task('coder', gen_random_uuid())", "SELECT claim_task('coder', 'agent_1')",
+    "SELECT batch_process_learning(1)", "SELECT * FROM migrate_existing_data()",
     "SELECT create_learning_event_partitions(48)",
     "REFRESH MATERIALIZED VIEW daily_learning_metrics",
     "SELECT register_embedding_column('memories', 'embedding', 768)",
@@ -408,6 +409,9 @@ def test_installed_schema_is_valid_and_the_agent_role_only_reads(
                 conn.execute(call)
         # what agents are meant to use works
         conn.execute("SELECT * FROM check_similar_knowledge(array_fill(0.1::real, ARRAY[768]))")
+        conn.execute("SELECT * FROM check_similar_knowledge(0, 'x', "
+                     "array_fill(0.1::real, ARRAY[768]), 0.85)")
+        conn.execute("SELECT * FROM schema_migrations")
         conn.execute("SELECT * FROM search_content('anything')")
         conn.execute("SELECT * FROM active_sessions")
         conn.execute("SELECT * FROM validate_schema_integrity()")
