@@ -19,6 +19,7 @@ from installer.console import Console
 from installer.context import Command, RunContext
 from installer.errors import ConfigError, ExitCode, InstallerError, file_problem
 from installer.mcp_server import command as mcp_server_command
+from installer.pgadmin import command as pgadmin_command
 from installer.wizard import profile_for_run
 
 # Every command and the function that runs it. A new command: a sub-parser in build_parser()
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "import": commands.cmd_import,
     "hooks": commands.cmd_hooks,
     "mcp-server": mcp_server_command.cmd_mcp_server,
+    "pgadmin": pgadmin_command.cmd_pgadmin,
     "print-config": show_config.cmd_print_config,  # --print-config, with any command
 }
 # commands that change the server, the database or the checkout's files: one run at a time
@@ -75,6 +77,8 @@ def _common_options() -> _Parser:
     where.add_argument("--mcp-clients", metavar="A,B",
                        help="MCP clients to configure: claude-code, cursor, vscode, "
                        "claude-desktop, gemini, codex (comma-separated; empty for none)")
+    where.add_argument("--with-pgadmin", dest="pgadmin", action="store_true",
+                       help="also run pgAdmin 4 on 127.0.0.1 (LEARNING_PGADMIN=1)")
     where.add_argument("--capture-agent-work", action=argparse.BooleanOptionalAction,
                        help="Claude Code hooks record sessions and sub-agent runs in the "
                        "learning tables (default on; --no-capture-agent-work removes them)")
@@ -152,12 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds a statement may run (default 30)")
     mcp.add_argument("--max-rows", type=int, default=500,
                      help="rows returned by one query at most (default 500)")
+    pgadmin = sub.add_parser("pgadmin", parents=[common],
+                             help="pgAdmin 4 on 127.0.0.1 with the learning server registered")
+    pgadmin.add_argument("action", nargs="?", default="start", choices=pgadmin_command.ACTIONS,
+                         help="start (default), stop, status or logs")
+    pgadmin.add_argument("--lines", "-n", type=int, default=50, help="logs: how many lines")
     return parser
 
 
 def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "image", "mcp_clients", "capture_agent_work")
+             "image", "mcp_clients", "pgadmin", "capture_agent_work")
     return {name: getattr(args, name, None) for name in names}
 
 

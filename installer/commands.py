@@ -10,16 +10,15 @@ import psycopg
 from psycopg import sql
 from rich.table import Table
 
-from installer import credentials as cred
 from installer import db, program, schema_drift
 from installer.backends.docker import DockerBackend, docker_spec
 from installer.backends.native import PortTaken
 from installer.capture.claude_settings import remove_hooks
-from installer.compose import write_compose
+from installer.compose import compose_env, write_compose
 from installer.config import find_env_file, resolve_settings
 from installer.console import Console
 from installer.context import RunContext
-from installer.envfile import read_env, remove_env_keys
+from installer.envfile import read_env, remove_env_keys, write_env
 from installer.errors import ConfigError, ExitCode, InstallerError, ServerError
 from installer.exchange import hook
 from installer.exchange.import_ import find_source
@@ -29,6 +28,8 @@ from installer.lifecycle import backup
 from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator, Recorded
 from installer.modules import select_modules
+from installer.pgadmin.registration import EMAIL
+from installer.pgadmin.runner import Pgadmin, report
 from installer.pgpass import pgpass_path, read_pgpass, remove_from_pgpass, write_pgpass
 from installer.project_steps import MigrationsStep
 from installer.prompts import confirm, interactive
@@ -155,9 +156,13 @@ def cmd_status(ctx: RunContext) -> ExitCode:
         console.info(f"database {installation.settings.database}: {size.describe()}")
     if why := installation.backend.describe().get("binaries_why"):
         console.info(f"binaries: {why}")
+    pgadmin = _pgadmin_if_any(installation)
+    if pgadmin is not None:
+        report(pgadmin, console)
     console.info("healthy" if healthy else
                  f"not healthy: run {program.command('--full')} to repair")
     console.emit_json({
+        "pgadmin": pgadmin.describe() if pgadmin is not None else None,
         "ok": healthy, "healthy": healthy, "mode": installation.settings.mode,
         "server": installation.backend.describe(),
         "database": installation.owner_conn().masked_url(),
@@ -167,6 +172,13 @@ def cmd_status(ctx: RunContext) -> ExitCode:
         "checks": [{"check": t, "state": c.state, "detail": c.detail} for t, c in checks],
     })
     return ExitCode.OK if healthy else ExitCode.SERVER
+
+
+def _pgadmin_if_any(installation: Installation) -> Pgadmin | None:
+    """pgAdmin when this installation has one (asked for, or started before)."""
+    if installation.settings.pgadmin or EMAIL in installation.recorded:
+        return installation.pgadmin
+    return None
 
 
 def cmd_start(ctx: RunContext) -> ExitCode:
@@ -198,6 +210,8 @@ def cmd_uninstall(ctx: RunContext) -> ExitCode:
         if not confirm(f"Delete the learning database and all its data ({where})?"):
             console.info("Nothing was removed.")
             return ExitCode.FAILED
+    if (pgadmin := _pgadmin_if_any(installation)) is not None:
+        console.step("pgAdmin 4", "changed", pgadmin.remove(purge=purge))
     console.step("Server", "changed", installation.backend.remove(purge=purge))
     agent = installation.agent_conn()
     for client in CLIENTS.values():
@@ -312,15 +326,20 @@ def cmd_compose(ctx: RunContext) -> ExitCode:
     if other_mode:  # its recorded port and names belong to that server, not to a container
         console.warn(f"this checkout is installed in {recorded['LEARNING_MODE']} mode; "
                      "compose.yaml describes a separate docker-mode server")
-    spec = docker_spec(resolve_settings(project_dir, settings,
-                                        recorded={} if other_mode else recorded))
+    resolved = resolve_settings(project_dir, settings, recorded={} if other_mode else recorded)
+    spec = docker_spec(resolved)
+    values, login = compose_env(spec, resolved, recorded)
+    if not other_mode and write_env(env_path, values):
+        console.step(f"{env_path.name} for docker compose", "changed",
+                     "passwords and pgAdmin login (generated where missing)")
     path = project_dir / "compose.yaml"
-    changed = write_compose(path, spec)
+    changed = write_compose(path, spec, resolved, login)
     console.step(f"{path.name} for docker compose", "changed" if changed else "ok",
-                 f"{spec.image} as {spec.name}, port {spec.host}:{spec.port}, volume {spec.volume}")
-    if cred.ADMIN_PASSWORD not in recorded:
-        console.warn(f"{env_path} holds no LEARNING_ADMIN_PASSWORD yet: run "
-                     f"{program.command('--mode docker')} first (compose reads the password there)")
+                 f"{spec.image} as {spec.name}, port {spec.host}:{spec.port}, volume "
+                 f"{spec.volume}; pgAdmin in profile tools")
+    if other_mode:
+        console.warn(f"{env_path} was left alone: compose needs LEARNING_ADMIN_PASSWORD and the "
+                     "PGADMIN_* keys in the .env beside compose.yaml")
     console.emit_json({"ok": True, "path": str(path), "changed": changed})
     return ExitCode.OK
 

@@ -49,6 +49,9 @@ class Settings:
     install_hooks: bool = True
     capture_agent_work: bool = True  # Claude Code hooks record sessions and sub-agent runs
     health_timeout: float = 60.0
+    pgadmin: bool = False  # run pgAdmin 4 beside the database (--with-pgadmin)
+    pgadmin_image: str = "dpage/pgadmin4"  # docker mode
+    pgadmin_port: int | None = None  # None: the next free port from 5050
     modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -89,8 +92,21 @@ _ENVIRONMENT = {
     "mcp_max_rows": ("LEARNING_MCP_MAX_ROWS", "LEARNING_MCP_MAX_ROWS"),
     "import_exports": ("LEARNING_IMPORT_EXPORTS", "LEARNING_IMPORT_EXPORTS"),
     "install_hooks": ("LEARNING_INSTALL_HOOKS", "LEARNING_INSTALL_HOOKS"),
+    "pgadmin": ("LEARNING_PGADMIN", "LEARNING_PGADMIN"),
+    "pgadmin_image": ("LEARNING_PGADMIN_IMAGE", "LEARNING_PGADMIN_IMAGE"),
+    "pgadmin_port": ("LEARNING_PGADMIN_PORT", "PGADMIN_PORT"),
     "capture_agent_work": ("LEARNING_CAPTURE_AGENT_WORK", "LEARNING_CAPTURE_AGENT_WORK"),
 }
+
+
+def recorded_keys() -> set[str]:
+    """The .env keys a run reads its settings back from."""
+    return {key for _, key in _ENVIRONMENT.values() if key}
+
+
+def environment_variables() -> set[str]:
+    """The environment variables that set a setting."""
+    return {var for var, _ in _ENVIRONMENT.values()}
 
 
 def environment_variable(name: str) -> str | None:

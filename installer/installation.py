@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from installer import backends
+from installer import backends, envkeys
 from installer import credentials as cred
 from installer.agent_guard import AgentGuardStep, functions_we_create
 from installer.backends.base import Backend
@@ -26,6 +27,9 @@ from installer.envfile import read_env
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.exchange.triggers import ExchangeTriggersStep
 from installer.mcp_config import ServerChoice, clients_named
+from installer.pgadmin.registration import EMAIL as PGADMIN_EMAIL
+from installer.pgadmin.registration import Login
+from installer.pgadmin.runner import Pgadmin, PgadminStep, pgadmin_for
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, Roles, RolesAndDatabaseStep, VectorExtensionStep
 from installer.schema_maintenance import maintenance_steps
@@ -59,6 +63,11 @@ class Installation:
             backend.choose_port(settings, notes)
         settings.mode = mode
         return cls(settings, recorded, passwords, backend, detection, notes)
+
+    @cached_property
+    def pgadmin(self) -> Pgadmin:
+        """pgAdmin 4 for this installation (its login from .env, or a new one)."""
+        return pgadmin_for(self, Login.from_env(self.recorded))
 
     # -- connections -------------------------------------------------------------------------
     def owner_conn(self) -> ConnInfo:
@@ -97,6 +106,12 @@ class Installation:
         } | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
+        if self.settings.pgadmin or PGADMIN_EMAIL in self.recorded:  # asked for, or run before
+            values |= {"LEARNING_PGADMIN": str(self.settings.pgadmin).lower(),
+                       "LEARNING_PGADMIN_IMAGE": self.settings.pgadmin_image,
+                       } | self.pgadmin.login.env_values(self.pgadmin.port)
+        # a backend's own keys are checked by tests/unit/test_env_example.py instead
+        envkeys.require_registered(values.keys() - self.backend.recorded().keys())
         return values
 
     def move_off(self, taken: PortTaken, console: Console) -> None:
@@ -127,6 +142,7 @@ class Installation:
             exchange.append(ImportExportsStep(self.owner_conn(), s.exports_dir,
                                               console or Console(quiet=True)))
         hooks: list[Step] = [PrePushHookStep(s.project_dir)] if s.install_hooks else []
+        pgadmin: list[Step] = [PgadminStep(self.pgadmin)] if s.pgadmin else []
         return [
             EnvFileStep(s.env_path, self.env_values()),
             *self.backend.server_steps(),
@@ -139,6 +155,7 @@ class Installation:
             CaptureSpoolStep(s.project_dir, self.owner_conn()),
             *exchange,
             PgpassStep(self.agent_conn()),
+            *pgadmin,
             *(McpConfigStep(client, s.project_dir, self.agent_conn(), ServerChoice(
                 s.mcp_server, s.mcp_timeout, s.mcp_max_rows))
               for client in clients_named(s.mcp_clients)),

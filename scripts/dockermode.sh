@@ -8,6 +8,7 @@
 #   dockermode.sh up      install podman (if needed) + build the image (if absent) + start the
 #                         API service and the health pump; prints the exports for the tests
 #   dockermode.sh down    stop pump + service (by PID), remove containers/volumes labelled $TEST_LABEL
+#   dockermode.sh pgadmin build the pgAdmin 4 stand-in image (tagged dpage/pgadmin4) if absent
 #   dockermode.sh env     print the exports
 #   dockermode.sh pump    (internal) the healthcheck loop started by `up`
 # Knobs: STATE (per session: socket, PIDs, logs), IMAGE, ALIASES, TEST_LABEL, PUMP_INTERVAL,
@@ -18,6 +19,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 STATE="${STATE:-${TMPDIR:-/tmp}/learning-dockermode}"
 SOCK="${SOCK:-$STATE/podman.sock}"
 IMAGE="${IMAGE:-localhost/pgvector-local:pg16}"
+PGADMIN_IMAGE="${PGADMIN_IMAGE:-localhost/pgadmin4-local:latest}"
 ALIASES="${ALIASES:-docker.io/pgvector/pgvector:pg16 docker.io/library/postgres:16}"
 TEST_LABEL="${TEST_LABEL:-dockermode.test=1}"
 PUMP_INTERVAL="${PUMP_INTERVAL:-1}"
@@ -50,6 +52,15 @@ build_image() {
         rm -rf "$STATE/imgbuild"; log "built in $((SECONDS - t))s"
     fi
     for a in $ALIASES; do podman tag "$IMAGE" "$a"; done
+}
+
+build_pgadmin() { # pgAdmin from PyPI on bookworm's Python: ~1-3 min once per machine
+    if [ "${FORCE_BUILD:-0}" != 1 ] && podman image exists "$PGADMIN_IMAGE"; then log "image $PGADMIN_IMAGE present"; else
+        log "building $PGADMIN_IMAGE"; local t=$SECONDS
+        WORK="$STATE/pgadmin-imgbuild" PYTHON="${PYTHON:-python3}" bash "$HERE/build-pgadmin-image.sh" "$PGADMIN_IMAGE" >/dev/null
+        rm -rf "$STATE/pgadmin-imgbuild"; log "built in $((SECONDS - t))s"
+    fi
+    podman tag "$PGADMIN_IMAGE" docker.io/dpage/pgadmin4:latest
 }
 
 start_service() {
@@ -121,7 +132,8 @@ pump() { # podman 4.3 runs healthchecks from systemd timers; with no systemd the
 case "${1:-up}" in
     pump)  pump ;;
     up)    ( flock 9; install_engine; build_image ) 9>"$LOCK"; start_service; start_pump; print_env ;;
+    pgadmin) ( flock 9; install_engine; build_pgadmin ) 9>"$LOCK" ;;
     down)  down ;;
     env)   print_env ;;
-    *)     echo "usage: $0 up|down|env" >&2; exit 2 ;;
+    *)     echo "usage: $0 up|down|pgadmin|env" >&2; exit 2 ;;
 esac

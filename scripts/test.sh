@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: creates .venv, installs the project with its
-# test extra, installs podman and npm when missing (root + apt), warms the npm cache for the
-# MCP server the tests launch, then runs ruff check, mypy and pytest.
+# test extra (playwright, podman-compose among them), installs podman, npm and Debian's
+# chromium when missing (root + apt), warms the npm cache for the MCP server the tests launch,
+# then runs ruff check, mypy and pytest. The docker-mode tests build their images themselves
+# (scripts/dockermode.sh).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k migrations`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,8 @@ missing=()
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v npx >/dev/null 2>&1 || missing+=(nodejs npm)
+# the pgAdmin tests drive Debian's chromium through Playwright (never its own browser download)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}" || echo "warning: could not install ${missing[*]}" >&2
 fi

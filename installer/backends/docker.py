@@ -15,6 +15,7 @@ qualified, so images are compared by ID.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,11 @@ class ContainerSpec:
     project_dir: Path
 
     @property
+    def network(self) -> str:
+        """A network of its own: other containers (pgAdmin) reach the server by its name."""
+        return f"{self.name}-net"
+
+    @property
     def labels(self) -> dict[str, str]:
         return {LABEL_MANAGED: "true", LABEL_PROJECT: str(self.project_dir)}
 
@@ -83,6 +89,7 @@ class ContainerSpec:
             "environment": self.environment(password), "labels": self.labels,
             "ports": {CONTAINER_PORT: (self.host, self.port)},
             "volumes": {self.volume: {"bind": DATA_PATH, "mode": "rw"}},
+            "network": self.network,
             "restart_policy": {"Name": "unless-stopped"},
             "healthcheck": {"test": self.health_test, **{
                 k: v if k == "retries" else v * _SECOND for k, v in HEALTH_TIMING.items()}},
@@ -90,7 +97,7 @@ class ContainerSpec:
 
     def compose(self) -> dict[str, Any]:
         """The same container as a compose service; the password is read from .env."""
-        environment = self.environment(f"${{{ADMIN_PASSWORD}:?run install.py first}}")
+        environment = self.environment(f"${{{ADMIN_PASSWORD}:?run install.py compose first}}")
         return {
             "name": self.name,
             "services": {"postgres": {
@@ -102,6 +109,7 @@ class ContainerSpec:
                     k: v if k == "retries" else f"{v}s" for k, v in HEALTH_TIMING.items()}},
             }},
             "volumes": {self.volume: {"name": self.volume}},
+            "networks": {"default": {"name": self.network}},
         }
 
 
@@ -229,6 +237,9 @@ class DockerBackend(Backend):
                   if m.get("Destination") == DATA_PATH}
         if self.spec.volume not in mounts:
             differences.append(f"data not on volume {self.spec.volume}")
+        if self.spec.network not in ((found.attrs.get("NetworkSettings") or {})
+                                     .get("Networks") or {}):
+            differences.append(f"not on network {self.spec.network}")
         return differences
 
     def admin_conn(self, dbname: str = "postgres") -> ConnInfo:
@@ -265,6 +276,17 @@ class DockerBackend(Backend):
                 "pg.tar`, copy the file here and run `docker load -i pg.tar`; or choose an image "
                 "you have with --image (or LEARNING_IMAGE)") from exc
         return f"pulled {self.spec.image}"
+
+    def network_exists(self) -> bool:
+        try:
+            self.client.networks.get(self.spec.network)
+            return True
+        except NotFound:
+            return False
+
+    def create_network(self) -> str:
+        self.client.networks.create(self.spec.network, driver="bridge", labels=self.spec.labels)
+        return f"created network {self.spec.network}"
 
     def create_volume(self) -> str:
         self.client.volumes.create(self.spec.volume, labels=self.spec.labels)
@@ -338,13 +360,17 @@ class DockerBackend(Backend):
         if found is not None:
             found.remove(force=True)
             message += f"; removed container {self.spec.name}"
+        if self.network_exists():
+            with contextlib.suppress(APIError):  # still used by another container: keep it
+                self.client.networks.get(self.spec.network).remove()
         if purge and self.volume_exists():
             self.client.volumes.get(self.spec.volume).remove(force=True)
             return f"{message}; deleted volume {self.spec.volume}"
         return f"{message}; data kept in volume {self.spec.volume}"
 
     def server_steps(self) -> list[Step]:
-        return [ImageStep(self), VolumeStep(self), ContainerStep(self), ServerStep(self)]
+        return [ImageStep(self), VolumeStep(self), NetworkStep(self), ContainerStep(self),
+                ServerStep(self)]
 
 
 def _published_port(found: Container) -> int | None:
@@ -391,6 +417,20 @@ class VolumeStep(Step):
 
     def apply(self, check: Check) -> str:
         return self.backend.create_volume()
+
+
+class NetworkStep(Step):
+    def __init__(self, backend: DockerBackend):
+        self.backend = backend
+        self.title = f"Network {backend.spec.network}"
+
+    def check(self) -> Check:
+        if self.backend.network_exists():
+            return ok()
+        return Check("create", f"docker network {self.backend.spec.network}")
+
+    def apply(self, check: Check) -> str:
+        return self.backend.create_network()
 
 
 class ContainerStep(Step):

@@ -39,6 +39,7 @@ class Engine:
     docker_host: str
     client: docker.DockerClient
     prefix: str  # every container and volume the tests make is named with it
+    exports: dict[str, str]  # DOCKER_HOST and CONTAINERS_CONF, for the podman CLI too
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +71,7 @@ def engine() -> Iterator[Engine]:
     client = docker.DockerClient(base_url=exports["DOCKER_HOST"], timeout=120)
     prefix = f"lt{uuid.uuid4().hex[:6]}"
     try:
-        yield Engine(exports["DOCKER_HOST"], client, prefix)
+        yield Engine(exports["DOCKER_HOST"], client, prefix, exports)
     finally:
         remove_named(client, prefix)
         client.close()
@@ -85,6 +86,9 @@ def remove_named(client: docker.DockerClient, prefix: str) -> None:
     for volume in client.volumes.list(filters={"label": LABEL_MANAGED}):
         if volume.name.startswith(prefix):
             volume.remove(force=True)
+    for network in client.networks.list():
+        if network.name.startswith(prefix):
+            network.remove()
 
 
 @dataclass
