@@ -273,7 +273,11 @@ def _archive(commit: str, into: Path) -> Path:
     data = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit,
                            "installer", "sql"], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
+        # our own archive; `filter` exists only from Python 3.11.4 (Debian 12 has 3.11.2)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+        else:
+            tar.extractall(into)
     return into
 
 

@@ -14,10 +14,12 @@ from tests.conftest import Project
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
-    """Every file and directory under `roots` with its size and mtime."""
+    """Every file and directory under `roots` with its size and mtime (Python's bytecode
+    caches aside: the interpreter writes them, not the installer)."""
     found = {}
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [name for name in dirnames if name != "__pycache__"]
             for name in [*dirnames, *filenames]:
                 path = Path(dirpath) / name
                 stat = path.lstat()

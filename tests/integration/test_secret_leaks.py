@@ -23,7 +23,9 @@ import pytest
 from tests.conftest import Project, make_project, stop_instance
 
 SECRET_KEYS = ("PGPASSWORD", "LEARNING_ADMIN_PASSWORD", "LEARNING_AGENT_PASSWORD")
-ALLOWED_FILES = (".env",)  # plus ~/.pgpass, which holds the agent's password by design
+# plus ~/.pgpass, which holds the agent's password by design; pgAdmin's pgpass (mode 0600,
+# gitignored) is what its server registration reads instead of a password in servers.json
+ALLOWED_FILES = (".env", ".pgadmin/pgpass")
 SKIPPED_DIRS = {".venv", "__pycache__", ".git", ".npm"}
 
 
@@ -187,6 +189,9 @@ def test_no_password_in_files_outside_env_and_pgpass(installed: Installed) -> No
             continue
         leaks += [str(path) for secret in secrets if secret in data]
     assert not leaks, f"passwords written to: {leaks}"
+    for name in ALLOWED_FILES:
+        if (project.path / name).exists():
+            assert (project.path / name).stat().st_mode & 0o777 == 0o600, name
     pgpass = (project.home / ".pgpass").read_text()
     assert installed.secrets["LEARNING_AGENT_PASSWORD"] in pgpass
     assert installed.secrets["LEARNING_ADMIN_PASSWORD"] not in pgpass
