@@ -35,7 +35,6 @@ from installer.errors import (
 )
 from installer.installation import Installation
 from installer.prompts import confirm, interactive
-from installer.provision import can_login
 from installer.steps import checked
 
 ARCHIVE_MAGIC = b"PGDMP"
@@ -75,7 +74,7 @@ def _run_tool(tool: Path, args: list[str], conn: ConnInfo) -> subprocess.Complet
 
 def _require_server(installation: Installation) -> ConnInfo:
     owner = installation.owner_conn()
-    if not can_login(owner):
+    if not db.answers(owner):
         raise ServerError(f"cannot connect to {owner.masked_url()}",
                           hint=f"start the server with {program.command('start')}, or repair the "
                           f"installation with {program.command('--full')}",

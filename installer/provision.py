@@ -31,12 +31,6 @@ class Roles:
     lock_other_databases: bool  # native: we own the cluster, so PUBLIC loses CONNECT elsewhere
 
 
-def _connect(conn: ConnInfo, **extra: object) -> psycopg.Connection:
-    return psycopg.connect(**conn.kwargs(**extra))
-
-
-can_login = db.answers
-server_answers = db.answers
 
 
 def _set_password(conn: psycopg.Connection, role: str, password: str, create: bool) -> None:
@@ -56,10 +50,10 @@ class RolesAndDatabaseStep(Step):
         """What is off, or None when the server cannot be asked yet."""
         r = self.roles
         try:
-            with _connect(self.admin, autocommit=True) as conn:
+            with db.connect(self.admin, autocommit=True) as conn:
                 existing = {row[0] for row in conn.execute(
                     "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([r.owner, r.agent],))}
-                db = conn.execute(
+                database = conn.execute(
                     "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
                     "'CONNECT') FROM pg_database WHERE datname = %s", (r.database,)).fetchone()
                 open_elsewhere = conn.execute(
@@ -68,12 +62,12 @@ class RolesAndDatabaseStep(Step):
                     "'CONNECT')").fetchone()
                 agent_settings = _role_settings(conn, r.agent)
                 attributes = _extra_attributes(conn, r.agent)
-        except psycopg.OperationalError:
+        except (psycopg.OperationalError, ServerError):
             return None
         problems = [f"role {name} missing" for name in (r.owner, r.agent) if name not in existing]
-        if db is None:
+        if database is None:
             problems.append(f"database {r.database} missing")
-        elif db[0] != r.owner or db[1]:
+        elif database[0] != r.owner or database[1]:
             problems.append(f"database {r.database} ownership or CONNECT rights")
         if r.lock_other_databases and open_elsewhere and open_elsewhere[0]:
             problems.append(f"every role may connect to {open_elsewhere[0]}")
@@ -81,9 +75,9 @@ class RolesAndDatabaseStep(Step):
             problems.append(f"role {r.agent} settings changed: {_settings_text(agent_settings)}")
         if attributes:
             problems.append(f"role {r.agent} has {', '.join(attributes)}")
-        if db is not None:
+        if database is not None:
             for role, password in ((r.owner, r.owner_password), (r.agent, r.agent_password)):
-                if role in existing and not can_login(
+                if role in existing and not db.answers(
                         self.admin.to(user=role, password=password, dbname=r.database)):
                     problems.append(f"role {role} does not accept the password in .env")
         return problems
@@ -101,7 +95,7 @@ class RolesAndDatabaseStep(Step):
     def apply(self, check: Check) -> str:
         r = self.roles
         try:
-            with _connect(self.admin, autocommit=True) as conn:
+            with db.connect(self.admin, autocommit=True) as conn:
                 existing = {row[0] for row in conn.execute(
                     "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([r.owner, r.agent],))}
                 for role, password in ((r.owner, r.owner_password), (r.agent, r.agent_password)):
@@ -124,7 +118,7 @@ class RolesAndDatabaseStep(Step):
                     for other in ("postgres", "template1"):
                         conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
                                      .format(sql.Identifier(other)))
-            with _connect(self.admin.to(dbname=r.database), autocommit=True) as conn:
+            with db.connect(self.admin.to(dbname=r.database), autocommit=True) as conn:
                 conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
                 conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(agent))
         except psycopg.Error as exc:
@@ -195,7 +189,7 @@ class VectorExtensionStep(Step):
     def _state(self) -> tuple[bool, bool, bool] | None:
         """(available, installed, creatable by the admin), or None when unreachable."""
         try:
-            with _connect(self.admin) as conn:
+            with db.connect(self.admin) as conn:
                 available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = "
                                          "'vector'").fetchone() is not None
                 installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = "
@@ -208,7 +202,7 @@ class VectorExtensionStep(Step):
                     "v.version = e.default_version), false) AND "
                     "has_database_privilege(current_database(), 'CREATE'))")[0]
                 return available, installed, bool(creatable)
-        except psycopg.OperationalError:
+        except (psycopg.OperationalError, ServerError):
             return None
 
     def check(self) -> Check:
@@ -228,7 +222,7 @@ class VectorExtensionStep(Step):
 
     def apply(self, check: Check) -> str:
         try:
-            with _connect(self.admin, autocommit=True) as conn:
+            with db.connect(self.admin, autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.errors.InsufficientPrivilege as exc:
             return f"not permitted ({exc}): embeddings use the real[] fallback"
@@ -261,9 +255,9 @@ class AgentGrantsStep(Step):
 
     def check(self) -> Check:
         try:
-            with _connect(self.owner) as conn:
+            with db.connect(self.owner) as conn:
                 tables, functions = self._missing(conn)
-        except psycopg.OperationalError:
+        except (psycopg.OperationalError, ServerError):
             return Check("blocked", "after the learning database exists")
         except psycopg.errors.UndefinedObject:  # the role was dropped: the roles step recreates it
             return Check("blocked", f"after role {self.agent} exists again")
@@ -273,7 +267,7 @@ class AgentGrantsStep(Step):
 
     def apply(self, check: Check) -> str:
         agent = sql.Identifier(self.agent)
-        with _connect(self.owner, autocommit=True) as conn:
+        with db.connect(self.owner, autocommit=True) as conn:
             conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(agent))
             conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON "
                                  "TABLES TO {}").format(agent))

@@ -26,13 +26,12 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from requests import RequestException
 
-from installer import program
+from installer import db, program
 from installer.backends.base import Backend, register
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, EnvironmentProblem, ServerError
 from installer.health import wait_until_healthy
 from installer.ports import decide_port
-from installer.provision import server_answers
 from installer.steps import Check, Step, ok
 
 if TYPE_CHECKING:
@@ -476,7 +475,7 @@ class ServerStep(Step):
         health = b.health(found)
         if health == "unhealthy":
             return Check("repair", "the engine reports the container unhealthy")
-        if not server_answers(b.admin_conn()):
+        if not db.answers(b.admin_conn()):
             return Check("repair", "PostgreSQL does not answer yet; wait for it")
         return ok(f"{b.spec.host}:{b.spec.port}" + (f", {health}" if health else ""))
 

@@ -23,7 +23,7 @@ from installer.backends.base import Backend, register
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, ServerError
 from installer.health import wait_until_healthy
-from installer.provision import Roles, can_login
+from installer.provision import Roles
 from installer.steps import Check, Step, ok
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class ExternalBackend(Backend):
         return {"LEARNING_ADMIN_USER": user} if user else {}
 
     def is_running(self) -> bool:
-        return can_login(self.server)
+        return db.answers(self.server)
 
     def describe(self) -> dict[str, Any]:
         s = self.server

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import psycopg
-
 from installer import db, program
 from installer.console import Console
 from installer.credentials import ConnInfo
@@ -18,16 +16,12 @@ from installer.exchange.manifest import MANIFEST_NAME
 from installer.schema_maintenance import refresh
 
 
-def _connect(owner: ConnInfo) -> psycopg.Connection:
-    return db.connect(owner, autocommit=True)
-
-
 def pending_import(owner: ConnInfo, exports_dir: Path) -> Source | None:
     """The project's exports when this database has not imported them yet."""
     source = find_source(exports_dir)
     if source is None or source.manifest is None:
         return source
-    with _connect(owner) as conn:
+    with db.connect(owner, autocommit=True) as conn:
         return None if state.recorded(conn) == source.fingerprint else source
 
 
@@ -76,7 +70,7 @@ def run_import(owner: ConnInfo, source: Source, console: Console, *,
     if result.changed:
         refresh(owner, console)  # materialised views and partitions follow the new rows
     if problem is None and record and source.fingerprint:
-        with _connect(owner) as conn:
+        with db.connect(owner, autocommit=True) as conn:
             state.record(conn, source.fingerprint)
     return outcomes, problem
 
@@ -92,7 +86,7 @@ def run_export(owner: ConnInfo, exports_dir: Path, console: Console) -> ExportRe
             problem.message = "export stopped: " + problem.message
             raise problem
     result = export_all(owner, exports_dir)
-    with _connect(owner) as conn:
+    with db.connect(owner, autocommit=True) as conn:
         state.record(conn, hashlib.sha256((exports_dir / MANIFEST_NAME).read_bytes()).hexdigest(),
                      result.change_seq)
     for name, entry in sorted(result.manifest.tables.items()):
