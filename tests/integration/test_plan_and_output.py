@@ -14,16 +14,18 @@ from tests.conftest import Project
 
 
 def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
-    """Every file and directory under `roots` with its size and mtime (Python's bytecode
-    caches aside: the interpreter writes them, not the installer)."""
+    """Every file under `roots` with its size and mtime, and every directory (Python's bytecode
+    caches aside: the interpreter writes them, not the installer; a directory's own mtime
+    would move with them, and a new entry shows as a new key anyway)."""
     found = {}
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = [name for name in dirnames if name != "__pycache__"]
-            for name in [*dirnames, *filenames]:
-                path = Path(dirpath) / name
-                stat = path.lstat()
-                found[str(path)] = (stat.st_size, stat.st_mtime_ns)
+            for name in dirnames:
+                found[str(Path(dirpath) / name)] = (0, 0)
+            for name in filenames:
+                stat = (Path(dirpath) / name).lstat()
+                found[str(Path(dirpath) / name)] = (stat.st_size, stat.st_mtime_ns)
     return found
 
 
