@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 import platformdirs
 import psycopg
 
-from installer import db, program
+from installer import db, processes, program
 from installer.backends.base import Backend, register
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
@@ -282,12 +282,8 @@ class NativeBackend(Backend):
             pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
         except (FileNotFoundError, ValueError, PermissionError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not processes.alive(pid):
             return None
-        except PermissionError:
-            pass  # alive, someone else's
         cmdline = Path(f"/proc/{pid}/cmdline")
         if cmdline.exists() and b"postgres" not in cmdline.read_bytes():
             return None  # PID reused by another program after a crash
@@ -530,7 +526,7 @@ class NativeBackend(Backend):
         """pg_ctl needs postmaster.pid; SIGINT is the same fast shutdown it would ask for."""
         os.kill(pid, signal.SIGINT)
         deadline = time.monotonic() + self.health_timeout
-        while _alive(pid):
+        while processes.alive(pid):
             if time.monotonic() > deadline:
                 raise ServerError(f"PostgreSQL (pid {pid}) did not stop within "
                                   f"{self.health_timeout:.0f} s", details=self.log_tail(10))
@@ -564,16 +560,6 @@ def _config_error(details: str) -> ServerError:
         "PostgreSQL cannot start: its configuration has an error", details=details,
         hint="fix the line the server names above (postgresql.auto.conf is written by ALTER "
         f"SYSTEM), then run {program.command('start')}; the data is untouched")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ClusterStep(Step):

@@ -23,7 +23,7 @@ from typing import IO
 
 import psycopg
 
-from installer import db
+from installer import db, processes
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import ConfigError, DataError, InstallerError
@@ -229,23 +229,13 @@ def run_pre_push(project_dir: Path, owner: ConnInfo, console: Console, remote: s
             f"push (log: {log})")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running_pushes(project_dir: Path) -> list[int]:
     """Pids of `git push` runs whose hook started and that are still running."""
     folder = _git_path(project_dir, PUSHES)
     running = []
     for marker in folder.iterdir() if folder and folder.is_dir() else ():
         pid = int(marker.name) if marker.name.isdigit() else 0
-        if pid > 1 and _alive(pid):
+        if pid > 1 and processes.alive(pid):
             running.append(pid)
         else:
             marker.unlink(missing_ok=True)
@@ -280,7 +270,7 @@ def follow_up_push(project_dir: Path, git_pid: int, remote: str, refspecs: list[
     deadline = time.monotonic() + timeout
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
-        if (git_pid > 1 and _alive(git_pid)) or _running_pushes(project_dir):
+        if (git_pid > 1 and processes.alive(git_pid)) or _running_pushes(project_dir):
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= QUIET:
             break
