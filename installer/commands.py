@@ -396,6 +396,7 @@ def cmd_hooks(ctx: RunContext) -> ExitCode:
         console.step("exports merge driver", "changed", hook.install_merge_driver(project_dir))
     elif action == "uninstall":
         console.step("git pre-push hook", "changed", hook.uninstall_hook(project_dir))
+        console.step("exports merge driver", "changed", hook.uninstall_merge_driver(project_dir))
     elif action == "follow-up-push":
         return ExitCode(hook.follow_up_push(project_dir, args.git_pid, args.remote,
                                             args.refspec) and 1)
