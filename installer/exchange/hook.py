@@ -356,8 +356,17 @@ def _push_now(project_dir: Path, state: Path, log: Path, remote: str,
     if result.returncode == 0:
         write_atomic(state / prepush.PUSHED, ("\n".join(moves) + "\n").encode())
         return _done(state, log, remote, refspecs, 0, "pushed")
-    return _done(state, log, remote, refspecs, result.returncode,
-                 f"git push failed: {(result.stderr or result.stdout).strip()}")
+    return _done(state, log, remote, refspecs, result.returncode, _why(result))
+
+
+def _why(result: subprocess.CompletedProcess[str]) -> str:
+    """A failed `git push --porcelain` in one line (the remote's words and git's verdict),
+    then its whole output for the log."""
+    said = [line.removeprefix("remote:").strip() for line in result.stderr.splitlines()
+            if line.startswith(("remote:", "fatal:", "ssh:"))]
+    said += [line.split("\t")[-1] for line in result.stdout.splitlines() if line.startswith("!")]
+    first = "; ".join(line for line in said if line) or f"git push exited {result.returncode}"
+    return f"{first}\n{result.stdout}{result.stderr}"
 
 
 def _done(state: Path, log: Path, remote: str, refspecs: list[str], code: int,
@@ -371,8 +380,8 @@ def _done(state: Path, log: Path, remote: str, refspecs: list[str], code: int,
         (state / prepush.FAILED).unlink(missing_ok=True)
     else:
         write_atomic(state / prepush.FAILED, (
-            f"the push of the export commit {commits} to {remote} after your last push "
-            f"failed ({what.splitlines()[0] if what else 'no reason given'}); the commit is on "
-            f"your branch and goes with this push. If this push fails too, fix what git says "
-            f"and run `git push` (details: {log})\n").encode())
+            f"the follow-up push of the export commit {commits} to {remote} failed "
+            f"({what.splitlines()[0]}). Nothing is lost: the commit is on your branch and goes "
+            f"with your next push of it; if that fails too, fix what git says and run "
+            f"`git push` (details: {log})\n").encode())
     return code
