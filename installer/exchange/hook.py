@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import site
 import subprocess
 import sys
 import time
@@ -74,6 +75,10 @@ def hook_script(project_dir: Path) -> str:
     python = shlex.quote(sys.executable)
     entry = shlex.quote(str(project_dir / "installer" / "exchange" / "prepush.py"))
     project = shlex.quote(str(project_dir))
+    # the installer's site-packages, for `python -S` (prepush.py: no `site`, a faster start)
+    packages = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE
+                                          else [])]
+    site_dirs = shlex.quote(os.pathsep.join(packages))
     return f"""#!/bin/sh
 {MARKER} (`python install.py hooks uninstall` removes it).
 # Exports the learning database to exports/ and commits it; never blocks the push.
@@ -86,8 +91,9 @@ if [ -x "$chained" ]; then
     replay | "$chained" "$@" || exit $?
 fi
 [ -n "${{{SKIP_ENV}:-}}" ] && exit 0
-replay | {python} {entry} --state "$state" --project-dir {project} --git-pid "$PPID" \\
-    --remote="$1" || echo "learning export: the hook failed (see above); the push goes on" >&2
+replay | {python} -S {entry} --site {site_dirs} --state "$state" --project-dir {project} \\
+    --git-pid "$PPID" --remote="$1" \\
+    || echo "learning export: the hook failed (see above); the push goes on" >&2
 exit 0
 """
 

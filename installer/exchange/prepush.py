@@ -1,6 +1,8 @@
 """What the git pre-push hook runs first: deadlines, and a fast answer when nothing changed.
 
-Started by the hook script as `python installer/exchange/prepush.py` (no CLI to load), it
+Started by the hook script as `python -S installer/exchange/prepush.py --site DIRS …` (no CLI
+to load; without `site`, whose .pth processing costs more than the rest of the fast path, and
+with the installer's site-packages DIRS put on sys.path directly), it
 - sets deadlines for every database call of this process (PGOPTIONS: lock_timeout,
   statement_timeout; connect_timeout is 5 s anyway), so a lock held by another session makes
   the hook give up with a message instead of holding the push;
@@ -22,12 +24,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import IO
 
 if __package__ in (None, ""):  # run by the hook as a script: make `installer` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from installer.credentials import ConnInfo
 
 # In the hook's state folder (`git rev-parse --git-path learning-pushes`), beside the markers
 # of running pushes (files named by the pid of their `git push`):
@@ -55,23 +58,30 @@ def apply_deadlines() -> None:
 def _psql(env: dict[str, str]) -> Path | None:
     """The psql of a native installation's binaries: asking it costs a few milliseconds where
     importing psycopg costs a tenth of a second or more."""
-    from installer.binaries import find_client
+    from installer.pgclient import find_client
 
     return find_client(env.get("LEARNING_PG_BINARIES", ""))
 
 
-def _ask(owner: ConnInfo, psql: Path | None, manifest_sha256: str) -> bool:
+def _ask(env: dict[str, str], manifest_sha256: str) -> bool:
+    """Whether the database says nothing changed since it last exported this manifest."""
+    # the .env keys of the owner's connection are libpq's own names (credentials.py)
+    libpq = {key: env[key] for key in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER")}
+    psql = _psql(env)
     if psql is not None:
         query = _UNCHANGED.replace("%s", f"'{manifest_sha256}'")  # 64 hex digits
         result = subprocess.run(
             [str(psql), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
-            env={**os.environ, "PGHOST": owner.host, "PGPORT": str(owner.port),
-                 "PGDATABASE": owner.dbname, "PGUSER": owner.user,
-                 "PGPASSWORD": owner.password or "", "PGCONNECT_TIMEOUT": "5"})
+            env={**os.environ, **libpq, "PGPASSWORD": env.get("PGPASSWORD", ""),
+                 "PGCONNECT_TIMEOUT": "5"})
         return result.returncode == 0 and result.stdout.strip() == "t"
     import psycopg
 
+    from installer.credentials import OWNER_PASSWORD, ConnInfo
+
+    owner = ConnInfo(libpq["PGHOST"], int(libpq["PGPORT"]), libpq["PGDATABASE"],
+                     libpq["PGUSER"], env.get(OWNER_PASSWORD))
     try:
         with psycopg.connect(**owner.kwargs(), autocommit=True) as conn:
             row = conn.execute(_UNCHANGED, (manifest_sha256,)).fetchone()
@@ -171,7 +181,6 @@ def report_failed_follow_up(state: Path) -> None:
 
 def unchanged(project_dir: Path) -> bool:
     """True when an export now would change nothing; False when unsure."""
-    from installer.credentials import OWNER_PASSWORD
     from installer.envfile import read_env
 
     manifest = project_dir / "exports" / "manifest.json"
@@ -183,20 +192,30 @@ def unchanged(project_dir: Path) -> bool:
                             check=False)
     if status.returncode != 0 or status.stdout.strip():
         return False
-    env = read_env(env_path)
     try:
-        owner = ConnInfo(env["PGHOST"], int(env["PGPORT"]), env["PGDATABASE"], env["PGUSER"],
-                         env.get(OWNER_PASSWORD))
-    except (KeyError, ValueError):
+        return _ask(read_env(env_path), hashlib.sha256(manifest.read_bytes()).hexdigest())
+    except (KeyError, ValueError):  # an .env without the connection: the full path says so
         return False
-    return _ask(owner, _psql(env), hashlib.sha256(manifest.read_bytes()).hexdigest())
+
+
+def use_site_packages(dirs: str) -> None:
+    """Import from the installer's site-packages (passed by the hook) without running `site`;
+    when one of them is gone (.venv rebuilt for another Python), run `site` after all."""
+    paths = [path for path in dirs.split(os.pathsep) if path]
+    if all(os.path.isdir(path) for path in paths):
+        sys.path.extend(path for path in paths if path not in sys.path)
+    else:
+        import site
+
+        site.main()
 
 
 def main(argv: list[str]) -> int:
-    """argv: `--state DIR` (the hook's state folder), then the arguments of
+    """argv: `--site DIRS --state DIR` (the hook's state folder), then the arguments of
     `install.py hooks run-pre-push`."""
     apply_deadlines()
-    state, argv = Path(argv[1]), argv[2:]
+    use_site_packages(argv[1])
+    state, argv = Path(argv[3]), argv[4:]
     project_dir = Path(argv[argv.index("--project-dir") + 1])
     remote = next(arg.removeprefix("--remote=") for arg in argv if arg.startswith("--remote="))
     refs = sys.stdin.read()
@@ -206,6 +225,10 @@ def main(argv: list[str]) -> int:
         print("learning export: exports unchanged (nothing changed since the last export)",
               file=sys.stderr)
         return 0
+    if sys.flags.no_site:  # the whole installer runs now: its usual sys.path, .pth files too
+        import site
+
+        site.main()
     from installer.cli import main as cli_main
 
     sys.stdin = io.StringIO(refs)
