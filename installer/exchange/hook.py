@@ -76,8 +76,8 @@ def hook_script(project_dir: Path) -> str:
     entry = shlex.quote(str(project_dir / "installer" / "exchange" / "prepush.py"))
     project = shlex.quote(str(project_dir))
     # the installer's site-packages, for `python -S` (prepush.py: no `site`, a faster start)
-    packages = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE
-                                          else [])]
+    packages = [path for path in [*site.getsitepackages(), *(
+        [site.getusersitepackages()] if site.ENABLE_USER_SITE else [])] if os.path.isdir(path)]
     site_dirs = shlex.quote(os.pathsep.join(packages))
     return f"""#!/bin/sh
 {MARKER} (`python install.py hooks uninstall` removes it).

@@ -115,7 +115,8 @@ def hold(handle: IO[str], shared: bool = False, timeout: float | None = None) ->
 
 def _git(project_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=project_dir, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, check=False, env={**os.environ, SKIP_ENV: "1"})
+                          stdin=subprocess.DEVNULL, check=False, timeout=LOCK_WAIT,
+                          env={**os.environ, SKIP_ENV: "1"})
 
 
 def undo_racing_follow_up(project_dir: Path, state: Path, remote: str, refs: str) -> None:
@@ -156,15 +157,22 @@ def undo_racing_follow_up(project_dir: Path, state: Path, remote: str, refs: str
 
 
 def _set_back(project_dir: Path, remote: str, ref: str, ours: str, read: str) -> None:
-    result = _git(project_dir, "push", "--no-verify", "--quiet",
-                  f"--force-with-lease={ref}:{ours}", remote, f"{read}:{ref}")
+    try:
+        result = _git(project_dir, "push", "--no-verify", "--porcelain",
+                      f"--force-with-lease={ref}:{ours}", remote, f"{read}:{ref}")
+    except subprocess.TimeoutExpired:
+        result = subprocess.CompletedProcess([], 1, "", f"no answer from {remote} in "
+                                                        f"{LOCK_WAIT:.0f} s")
+    if "stale info" in result.stdout or "\n=\t" in f"\n{result.stdout}":
+        return  # the ref moved on from our commit, or holds what this push read: no race
+    said = f"{result.stdout}{result.stderr}"
     if result.returncode == 0:
         print(f"learning export: the export commit {ours[:10]} reached {remote} after this "
               f"push read {ref}; set {ref} back to {read[:10]} so this push (which carries "
               f"{ours[:10]}) goes through", file=sys.stderr)
     else:
         print(f"learning export: the export commit {ours[:10]} reached {remote} after this push "
-              f"read {ref}, and setting it back failed ({result.stderr.strip()}); if git rejects "
+              f"read {ref}, and setting it back failed ({' '.join(said.split())}); if git rejects "
               f"this push, run `git push` again", file=sys.stderr)
 
 

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from installer.exchange import hook, prepush
 from tests.conftest import REPO, Project, free_port, stop_instance
@@ -179,8 +180,8 @@ def test_two_pushes_in_a_row_are_never_rejected(repo: Project) -> None:
         git(repo, "merge-base", "--is-ancestor", commit, head)
 
 
-def test_a_follow_up_push_that_raced_a_push_is_set_back_for_it(project: Project,
-                                                                 tmp_path: Path) -> None:
+def test_a_follow_up_push_that_raced_a_push_is_set_back_for_it(
+        project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The race itself, step by step: the follow-up push moves the remote ref after a push
     read it; that push's hook sets the ref back, so git's update (compare and swap against
     what the push read) succeeds and the remote ends with every commit."""
@@ -208,9 +209,12 @@ def test_a_follow_up_push_that_raced_a_push_is_set_back_for_it(project: Project,
     prepush.undo_racing_follow_up(project.path, state, "origin",
                                   f"refs/heads/other {other} refs/heads/main {read}\n")
     assert remote_main(project) == export  # not part of that push: left alone
-    prepush.undo_racing_follow_up(project.path, state, "origin",
-                                  f"refs/heads/main {local} refs/heads/main {read}\n")
+    racing = f"refs/heads/main {local} refs/heads/main {read}\n"
+    prepush.undo_racing_follow_up(project.path, state, "origin", racing)
     assert remote_main(project) == read
+    assert "set refs/heads/main back" in capsys.readouterr().err
+    prepush.undo_racing_follow_up(project.path, state, "origin", racing)  # nothing to undo now
+    assert remote_main(project) == read and capsys.readouterr().err == ""
     result = user_push()
     assert result.returncode == 0, result.stderr
     assert remote_main(project) == local  # holds the export commit again
