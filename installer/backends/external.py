@@ -205,6 +205,8 @@ class ServerReachableStep(Step):
         try:
             connection = db.connect(self.backend.server, connect_timeout=3)
         except ServerError as exc:
+            if db.tls_hint(self.backend.server, exc.__cause__ or exc):
+                raise  # a certificate or TLS mismatch: waiting or repairing would not help
             return Check("repair", f"does not answer: {db.reason(exc.__cause__ or exc)}")
         with connection as conn:
             version = conn.info.parameter_status("server_version") or "?"
