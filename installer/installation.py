@@ -19,7 +19,7 @@ from installer.backends.base import Backend
 from installer.backends.docker import DockerBackend
 from installer.backends.native import NativeBackend, PortTaken
 from installer.capture.steps import CaptureSpoolStep, ClaudeHooksStep
-from installer.config import TLS_SETTINGS, Settings, find_env_file, resolve_settings
+from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
@@ -171,9 +171,9 @@ class Installation:
 def refuse_tls(settings: Settings, mode: str) -> None:
     """Native and docker servers listen on 127.0.0.1 without TLS: asking for it there is an
     error rather than a setting silently left unused (sslmode disable/allow/prefer is fine)."""
-    asked = [f"{name} (from {settings.sources[name]})" for name in TLS_SETTINGS
-             if getattr(settings, name) and not (
-                 name == "sslmode" and settings.sslmode in cred.UNVERIFIED_SSLMODES)]
+    tls = settings.tls()  # an unknown sslmode is named as such first
+    asked = [f"{name} (from {settings.sources[name]})" for name, value in tls.params().items()
+             if not (name == "sslmode" and value in cred.UNVERIFIED_SSLMODES)]
     if asked:
         raise ConfigError(f"TLS is not offered in {mode} mode (its server listens on "
                           f"127.0.0.1 without TLS), but {', '.join(asked)} asked for it",
