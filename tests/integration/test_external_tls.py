@@ -23,12 +23,15 @@ import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from installer.credentials import ConnInfo, Tls
 from tests.conftest import Cluster, Project, start_cluster
 
-HBA_TLS_ONLY = """\
+CLIENT_CERT_DATABASE = "learn_clientcert"  # its connections must show a client certificate
+HBA_TLS_ONLY = f"""\
 local     all  all                scram-sha-256
+hostssl   {CLIENT_CERT_DATABASE}  all  127.0.0.1/32  scram-sha-256  clientcert=verify-ca
 hostssl   all  all  127.0.0.1/32  scram-sha-256
 hostssl   all  all  ::1/128       scram-sha-256
 """
@@ -49,17 +52,17 @@ def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def make_server_cert(directory: Path, ca: tuple[Path, Path]) -> tuple[Path, Path]:
-    """A server certificate for 127.0.0.1 and localhost, signed by `ca`."""
-    cert, key, csr = directory / "server.crt", directory / "server.key", directory / "server.csr"
-    extensions = directory / "server.ext"
-    extensions.write_text("subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
-                          "extendedKeyUsage=serverAuth\n")
+def make_cert(directory: Path, ca: tuple[Path, Path], name: str, extensions: str
+              ) -> tuple[Path, Path]:
+    """A certificate and key (mode 0600) signed by `ca`."""
+    cert, key, csr = directory / f"{name}.crt", directory / f"{name}.key", directory / "x.csr"
+    (directory / "x.ext").write_text(extensions)
     _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1", cwd=directory)
+             "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}", cwd=directory)
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-             "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(extensions),
-             cwd=directory)
+             "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile",
+             str(directory / "x.ext"), cwd=directory)
+    key.chmod(0o600)
     return cert, key
 
 
@@ -69,6 +72,7 @@ class TlsServer:
     superuser: ConnInfo  # over TLS (the server accepts nothing else on TCP)
     ca: Path
     wrong_ca: Path  # another CA's certificate: it did not sign the server's
+    client: tuple[Path, Path]  # a client certificate and key the CA signed
 
     @property
     def port(self) -> int:
@@ -83,18 +87,21 @@ def tls_server(shared_tmp: Path) -> Iterator[TlsServer]:
     certs.mkdir()
     ca = make_ca(certs, "test-ca")
     wrong_ca, _ = make_ca(certs, "other-ca")
-    server_cert, server_key = make_server_cert(certs, ca)
+    server_cert, server_key = make_cert(certs, ca, "server", (
+        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth\n"))
+    client = make_cert(certs, ca, "client", "extendedKeyUsage=clientAuth\n")
     cluster = start_cluster(shared_tmp, "system")
     try:
         pgdata = cluster.backend.pgdata
         owner = pgdata.stat()
-        for source in (server_cert, server_key):
+        for source in (server_cert, server_key, ca[0]):
             target = pgdata / source.name
             shutil.copy(source, target)
             target.chmod(0o600)
             os.chown(target, owner.st_uid, owner.st_gid)
         with (pgdata / "postgresql.conf").open("a") as conf:
-            conf.write("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+            conf.write("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+                       "ssl_ca_file = 'test-ca.crt'\n")
         (pgdata / "pg_hba.conf").write_text(HBA_TLS_ONLY)
         with psycopg.connect(**cluster.admin.kwargs(), autocommit=True) as conn:
             conn.execute("SELECT pg_reload_conf()")
@@ -109,7 +116,7 @@ def tls_server(shared_tmp: Path) -> Iterator[TlsServer]:
             assert time.monotonic() < deadline, "the server still accepts clear text"
             time.sleep(0.1)
         psycopg.connect(**superuser.kwargs()).close()
-        yield TlsServer(cluster, superuser, ca[0], wrong_ca)
+        yield TlsServer(cluster, superuser, ca[0], wrong_ca, client)
     finally:
         cluster.backend.stop()
 
@@ -225,6 +232,12 @@ def test_verify_full_reaches_env_mcp_tools_and_doctor_names_a_wrong_ca(
     assert "run `python install.py --full`" not in said  # a repair would not help
     status = project.run("status", **team.names_env())
     assert status.returncode == 5 and "certificate verify failed" in status.stderr
+    failed, answer = mcp_query(project, "SELECT 1")
+    assert failed and "certificate verify failed" in answer, answer
+    started = time.monotonic()
+    repair = project.run("--full", **team.names_env())
+    assert repair.returncode == 5 and "certificate verify failed" in repair.stderr
+    assert time.monotonic() - started < 8  # stops at once: waiting would not help
 
 
 def test_missing_root_certificate_is_refused_naming_the_path(
@@ -249,3 +262,32 @@ def test_clear_text_allowed_is_warned_about(
     assert "sslmode prefer (from LEARNING_ADMIN_URL)" in result.stdout + result.stderr
     assert "verify-full" in result.stdout + result.stderr
     assert project.read_env()["PGSSLMODE"] == "prefer"
+
+
+def test_client_certificate_reaches_pg_dump_and_the_mcp_entry(
+        project: Project, tls_server: TlsServer, team: Team) -> None:
+    """The learning database's pg_hba.conf line demands a client certificate, so every
+    connection that works (the installer's, pg_dump's, the MCP entry's) presented it."""
+    cert, key = tls_server.client
+    names = team.names_env() | {"LEARNING_DATABASE": CLIENT_CERT_DATABASE}
+    env = {"LEARNING_ADMIN_URL": admin_url(tls_server, team, f"sslrootcert={tls_server.ca}"),
+           "LEARNING_ADMIN_PASSWORD": team.admin_password, "LEARNING_SSLCERT": str(cert),
+           "LEARNING_SSLKEY": str(key), **names}
+    result = project.run("--full", "--mode", "external", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    dotenv = project.read_env()
+    assert (dotenv["PGSSLMODE"], dotenv["PGSSLCERT"], dotenv["PGSSLKEY"]) == (
+        "verify-full", str(cert), str(key))
+    without = {k: v for k, v in conninfo_to_dict(dotenv["DATABASE_URL"]).items()
+               if k not in ("sslcert", "sslkey")}
+    with pytest.raises(psycopg.OperationalError, match="certificate"):
+        psycopg.connect(**without, sslcert="/nonexistent.crt").close()  # not ~/.postgresql's
+    with psycopg.connect(dotenv["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                            ).fetchone() == (True, "/CN=client")
+
+    backup = project.run("backup", **names)
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    failed, answer = mcp_query(project, "SELECT client_dn FROM pg_stat_ssl "
+                               "WHERE pid = pg_backend_pid()")
+    assert not failed and "/CN=client" in answer, answer

@@ -382,8 +382,7 @@ def test_full_install_of_the_older_main_upgrades_with_full(project: Project) -> 
     _archive(UPGRADE_FROM, project.path)
     project.install(check=True)
     env = project.read_env()
-    owner = ConnInfo(env["PGHOST"], int(env["PGPORT"]), env["PGDATABASE"], env["PGUSER"],
-                     env["PGPASSWORD"])
+    owner = ConnInfo.from_env(env)
     filled = _fill_every_table(owner)
     before = {t: _query(owner, f'SELECT count(*) FROM "{t}"')[0][0] for t in filled}
     for folder in ("installer", "sql"):

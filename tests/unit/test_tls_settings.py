@@ -14,6 +14,7 @@ from installer.config import Settings, resolve_settings
 from installer.credentials import ConnInfo, Tls
 from installer.errors import ConfigError, ExitCode
 from installer.installation import refuse_tls
+from installer.mcp_config import ServerChoice, server_entry
 from installer.mcp_server.command import agent_from
 from installer.profile import parse_profile
 
@@ -124,6 +125,8 @@ def test_mcp_server_takes_tls_from_its_url_or_env(ca: Path) -> None:
     written = ConnInfo("db.example", 5432, "learning_system", "agent", None,
                        Tls(sslmode="verify-full", sslrootcert=str(ca)))  # as .mcp.json has it
     assert agent_from(written.url(with_password=False), {}) == written
+    npx = server_entry(written, Path("/p"), ServerChoice("npx", 30, 500))
+    assert npx["args"][-1] == written.url(with_password=False)
     recorded = {"LEARNING_AGENT_USER": "agent", "PGHOST": "db.example", "PGPORT": "5432",
                 "PGSSLMODE": "require"}
     assert agent_from(None, recorded).tls == Tls(sslmode="require")
