@@ -82,10 +82,6 @@ class Tls:
         """libpq's variables (PGSSLMODE, …) for a child process or .env."""
         return {ENV_KEYS[name]: value for name, value in self.params().items()}
 
-    @property
-    def verified(self) -> bool:
-        return self.sslmode in ("verify-ca", "verify-full")
-
 
 # Tls field -> libpq's environment variable, also its .env key
 ENV_KEYS = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
@@ -102,12 +98,11 @@ class ConnInfo:
     tls: Tls = field(default_factory=Tls)
 
     @classmethod
-    def from_env(cls, values: Mapping[str, str], user_key: str = "PGUSER",
-                 password_key: str = OWNER_PASSWORD) -> ConnInfo:
-        """The connection .env records (the owner's by default), TLS included. Raises
-        KeyError or ValueError when .env lacks it."""
+    def from_env(cls, values: Mapping[str, str]) -> ConnInfo:
+        """The owner's connection as .env records it, TLS included. Raises KeyError or
+        ValueError when .env lacks it."""
         return cls(values["PGHOST"], int(values["PGPORT"]), values["PGDATABASE"],
-                   values[user_key], values.get(password_key) or None, Tls.from_env(values))
+                   values["PGUSER"], values.get(OWNER_PASSWORD) or None, Tls.from_env(values))
 
     def kwargs(self, **extra: Any) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect (the password never touches a command line)."""

@@ -31,8 +31,12 @@ def tls_hint(info: ConnInfo, exc: BaseException) -> str | None:
     if "does not support SSL" in text:
         return ("the server offers no TLS: ask whoever runs it to enable it; only on a trusted "
                 "network, set sslmode to prefer or disable (PGSSLMODE in .env, LEARNING_SSLMODE)")
-    if "certificate" not in text and "SSL" not in text:
-        return None
+    if "client certificate" in text or "private key" in text:
+        return ("the server wants a client certificate: give it and its key (mode 0600) with "
+                "sslcert and sslkey (PGSSLCERT/PGSSLKEY in .env, LEARNING_SSLCERT/"
+                "LEARNING_SSLKEY, or the admin URL)")
+    if "certificate" not in text and "SSL error:" not in text:
+        return None  # e.g. "SSL SYSCALL error": the connection broke, not its TLS settings
     trusted = (f"the CA certificate(s) in {info.tls.sslrootcert}" if info.tls.sslrootcert
                else "libpq's default ~/.postgresql/root.crt")
     return (f"sslmode {info.tls.sslmode or 'prefer'} checks the server's certificate against "

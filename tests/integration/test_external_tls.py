@@ -291,3 +291,10 @@ def test_client_certificate_reaches_pg_dump_and_the_mcp_entry(
     failed, answer = mcp_query(project, "SELECT client_dn FROM pg_stat_ssl "
                                "WHERE pid = pg_backend_pid()")
     assert not failed and "/CN=client" in answer, answer
+
+    env_file = project.path / ".env"  # without the certificate, status says what is missing
+    env_file.write_text("".join(line for line in env_file.read_text().splitlines(True)
+                                if not line.startswith(("PGSSLCERT=", "PGSSLKEY="))))
+    status = project.run("status", **names)
+    assert status.returncode == 5, status.stdout + status.stderr
+    assert "the server wants a client certificate" in status.stderr, status.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from installer import db
 from installer.backends.external import tls_for
 from installer.config import Settings, resolve_settings
 from installer.credentials import ConnInfo, Tls
@@ -132,3 +133,21 @@ def test_mcp_server_takes_tls_from_its_url_or_env(ca: Path) -> None:
     assert agent_from(None, recorded).tls == Tls(sslmode="require")
     with pytest.raises(ConfigError, match="names no file"):
         agent_from("postgresql://agent@db.example/x?sslrootcert=/nonexistent/ca.pem", {})
+
+
+@pytest.mark.parametrize(("libpq_says", "hint_says"), [
+    ('connection to server at "db.example" failed: SSL error: certificate verify failed',
+     "checks the server's certificate against the CA certificate(s) in /ca.pem"),
+    ('server certificate for "db.example" does not match host name "10.0.0.5"',
+     "the host name must be one the certificate names"),
+    ("server does not support SSL, but SSL was required", "the server offers no TLS"),
+    ("FATAL:  connection requires a valid client certificate", "sslcert and sslkey"),
+    ("SSL SYSCALL error: EOF detected", None),  # a broken connection: --full may help
+    ("Connection refused", None),
+])
+def test_a_tls_refusal_gets_a_hint_of_its_own(libpq_says: str, hint_says: str | None) -> None:
+    info = ConnInfo("db.example", 5432, "d", "u", tls=Tls("verify-full", "/ca.pem"))
+    hint = db.tls_hint(info, Exception(libpq_says))
+    assert hint == hint_says if hint_says is None else hint_says in (hint or "")
+    error = db.unreachable(info, Exception(libpq_says))
+    assert ("--full" in (error.hint or "")) == (hint_says is None)
