@@ -27,6 +27,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from installer.credentials import ConnInfo, Tls
 from tests.conftest import Cluster, Project, start_cluster
+from tests.integration.test_mcp_readonly import _ask as npx_ask
+from tests.integration.test_mcp_readonly import _npx_ready
 
 CLIENT_CERT_DATABASE = "learn_clientcert"  # its connections must show a client certificate
 HBA_TLS_ONLY = f"""\
@@ -298,3 +300,26 @@ def test_client_certificate_reaches_pg_dump_and_the_mcp_entry(
     status = project.run("status", **names)
     assert status.returncode == 5, status.stdout + status.stderr
     assert "the server wants a client certificate" in status.stderr, status.stderr
+
+
+@pytest.mark.required_area("mcp")
+def test_npx_server_postgres_entry_verifies_the_server_too(
+        project: Project, tls_server: TlsServer, team: Team) -> None:
+    """node-postgres reads sslmode and sslrootcert from the URL the installer writes."""
+    reason = _npx_ready()
+    if reason:
+        pytest.skip(reason)
+    ca = project.path / "ca.pem"
+    shutil.copy(tls_server.ca, ca)
+    env = {"LEARNING_ADMIN_URL": admin_url(tls_server, team, f"sslrootcert={ca}"),
+           "LEARNING_ADMIN_PASSWORD": team.admin_password, "LEARNING_MCP_SERVER": "npx",
+           **team.names_env()}
+    result = project.run("--full", "--mode", "external", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ssl_query = "SELECT ssl, current_user FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    [(failed, text)] = asyncio.run(asyncio.wait_for(npx_ask(project, [ssl_query]), 120))
+    assert not failed and "true" in text and team.agent in text, text
+
+    shutil.copy(tls_server.wrong_ca, ca)
+    [(failed, text)] = asyncio.run(asyncio.wait_for(npx_ask(project, [ssl_query]), 120))
+    assert failed and "certificate" in text, text
