@@ -57,14 +57,13 @@ class Tls:
         if mode is not None and mode not in SSLMODES:
             raise ConfigError(f"unknown sslmode {mode!r} (from {where('sslmode')})",
                               hint=f"use one of: {', '.join(SSLMODES)}")
-        for name in ("sslrootcert", "sslcert", "sslkey"):
+        for name in TLS_FILES:
             if name not in given or (name == "sslrootcert" and given[name] == "system"):
                 continue
             path = Path(given[name]).expanduser().absolute()
             if not path.is_file():
                 raise ConfigError(f"{name} from {where(name)} names no file: {path}",
-                                  hint="give the path of a PEM file that exists (a relative "
-                                  "path is taken from the directory the installer runs in)")
+                                  hint=f"give the path of the {TLS_FILES[name]} (a PEM file)")
             given[name] = str(path)
         return cls(**given)
 
@@ -83,6 +82,8 @@ class Tls:
         return {ENV_KEYS[name]: value for name, value in self.params().items()}
 
 
+TLS_FILES = {"sslrootcert": "CA certificate(s) that signed the server's certificate",
+             "sslcert": "client certificate", "sslkey": "client certificate's key"}
 # Tls field -> libpq's environment variable, also its .env key
 ENV_KEYS = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
             "sslkey": "PGSSLKEY"}
