@@ -51,6 +51,19 @@ def tls_for(settings: Settings, notes: list[str]) -> Tls:
     return tls
 
 
+def describe_tls(tls: Tls) -> str:
+    """One line for the install and `status`: how the server is reached and checked."""
+    what = {"verify-full": "the server's certificate and host name are checked",
+            "verify-ca": "the server's certificate is checked, not its host name",
+            "require": "encrypted; the server's certificate is not checked",
+            }.get(tls.sslmode or "", "may travel unencrypted; the server is not checked")
+    if tls.sslrootcert and tls.sslmode in ("verify-full", "verify-ca"):
+        what += f" against {tls.sslrootcert}"
+    if tls.sslcert:
+        what += f"; client certificate {tls.sslcert}"
+    return f"sslmode {tls.sslmode}: {what}"
+
+
 def admin_from(settings: Settings, environ: Mapping[str, str] = os.environ, *,
                tls: Tls | None = None) -> ConnInfo | None:
     """The admin connection the `admin_url` setting names (LEARNING_ADMIN_URL or a profile's
@@ -158,7 +171,7 @@ class ExternalBackend(Backend):
                 "admin": f"{self.admin.user} (from the environment)" if self.admin else
                 f"not given (checks run as {self.owner.user}; set {ADMIN_URL} to repair)",
                 "data_dir": f"database {self.roles.database} on {s.host}:{s.port}",
-                "running": self.is_running()}
+                "tls": describe_tls(s.tls), "running": self.is_running()}
 
     def log_tail(self, lines: int = 30) -> str:
         return "(the server's log is kept by whoever runs it)"

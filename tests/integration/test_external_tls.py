@@ -183,6 +183,8 @@ def test_verify_full_reaches_env_mcp_tools_and_doctor_names_a_wrong_ca(
     result = project.run("--full", "--mode", "external", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "unencrypted" not in result.stdout + result.stderr  # no warning: TLS is verified
+    assert ("TLS: sslmode verify-full: the server's certificate and host name are checked "
+            f"against {certs / 'provider-ca.pem'}") in result.stdout
 
     # .env records TLS under libpq's names, the CA's path made absolute; DATABASE_URL has it
     dotenv = project.read_env()
@@ -208,7 +210,8 @@ def test_verify_full_reaches_env_mcp_tools_and_doctor_names_a_wrong_ca(
     # later runs need only .env: status, a re-run, backup (pg_dump), export and import
     status = project.run("status", "--json", **team.names_env())
     assert status.returncode == 0, status.stdout + status.stderr
-    assert json.loads(status.stdout)["healthy"] is True
+    report = json.loads(status.stdout)
+    assert report["healthy"] is True and report["server"]["tls"].startswith("sslmode verify-full")
     again = project.run("--full", "--json", **team.names_env())
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["changes"] == 0
