@@ -2,7 +2,7 @@
 
 Every cluster lives under a world-traversable temp directory (the server runs as an
 unprivileged user when the tests run as root), listens on a free port, and is stopped at the
-end of the session. Tests that need a database get a fresh one in a shared cluster.
+end of the session, or by the next session when this one is killed (tests/sessions.py). Tests that need a database get a fresh one in a shared cluster.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from psycopg import sql
 from installer.backends.native import NativeBackend
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.credentials import ConnInfo
+from tests import sessions
 
 pytest_plugins = ["tests.required_areas"]
 
@@ -43,9 +44,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def shared_tmp() -> Iterator[Path]:
-    """A temp directory every user can traverse (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="learning-tests-"))
+    """A temp directory every user can traverse (pytest's tmp_path is private to root), marked
+    as this session's; first, what sessions that died left running is stopped and removed."""
+    sessions.sweep()
+    path = Path(tempfile.mkdtemp(prefix=sessions.PREFIX))
     path.chmod(0o755)
+    sessions.claim(path)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
