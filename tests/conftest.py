@@ -2,7 +2,8 @@
 
 Every cluster lives under a world-traversable temp directory (the server runs as an
 unprivileged user when the tests run as root), listens on a free port, and is stopped at the
-end of the session, or by the next session when this one is killed (tests/sessions.py). Tests that need a database get a fresh one in a shared cluster.
+end of the session, or by the next session when this one is killed (tests/sessions.py).
+Tests that need a database get a fresh one in a shared cluster.
 """
 
 from __future__ import annotations
