@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from installer.backends.native import NativeBackend
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.credentials import ConnInfo
 from tests import sessions
+from tests.sessions import wait_gone
 
 pytest_plugins = ["tests.required_areas"]
 
@@ -182,22 +181,6 @@ def project(tmp_path: Path, shared_tmp: Path) -> Iterator[Project]:
 
 def stop_instance(instance_dir: Path) -> None:
     """Stop whatever server a test left running in `instance_dir` (immediate shutdown)."""
-    pidfile = instance_dir / "pgdata" / "postmaster.pid"
-    try:
-        pid = int(pidfile.read_text().split("\n", 1)[0])
-        os.kill(pid, signal.SIGQUIT)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return
-    wait_gone(pid)
-
-
-def wait_gone(pid: int, timeout: float = 10) -> None:
-    """Wait until process `pid` has exited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still alive after {timeout} s")
+    pid = sessions.stop_postmaster(instance_dir / "pgdata" / "postmaster.pid")
+    if pid is not None:
+        wait_gone(pid)

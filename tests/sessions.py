@@ -53,8 +53,12 @@ def sweep(root: Path | None = None) -> list[Path]:
     for directory in sorted((root or Path(tempfile.gettempdir())).glob(f"{PREFIX}*")):
         if owner_alive(directory) is not False:
             continue
-        for pidfile in _postmaster_pids(directory):
-            _stop(pidfile)
+        stopped = [stop_postmaster(pidfile) for pidfile in _postmaster_pids(directory)]
+        try:
+            for pid in filter(None, stopped):
+                wait_gone(pid)
+        except AssertionError:
+            continue  # a server that does not go: its files stay, the next session tries again
         shutil.rmtree(directory, ignore_errors=True)
         swept.append(directory)
     return swept
@@ -69,16 +73,25 @@ def _postmaster_pids(directory: Path) -> list[Path]:
     return found
 
 
-def _stop(pidfile: Path, timeout: float = 10) -> None:
-    """Immediate shutdown (SIGQUIT, as `pg_ctl stop -m immediate`) of the postmaster of
-    `pidfile`'s data directory; a pid now used by another process is left alone."""
+def stop_postmaster(pidfile: Path) -> int | None:
+    """Immediate shutdown (SIGQUIT, as `pg_ctl stop -m immediate`) of the server of
+    `pidfile`'s data directory; its pid, or None when none runs there (a pid now used by
+    another process is left alone)."""
     try:
         pid = int(pidfile.read_text().split("\n", 1)[0])
         if Path(f"/proc/{pid}/cwd").resolve() != pidfile.parent.resolve():  # a postmaster
-            return  # lives in its data directory
+            return None  # lives in its data directory
         os.kill(pid, signal.SIGQUIT)
     except (OSError, ValueError):
-        return
+        return None
+    return pid
+
+
+def wait_gone(pid: int, timeout: float = 10) -> None:
+    """Wait until process `pid` has exited."""
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return
         time.sleep(0.05)
+    raise AssertionError(f"process {pid} still alive after {timeout} s")
