@@ -11,7 +11,7 @@ from installer.credentials import ConnInfo
 from installer.errors import DataError
 from installer.exchange import hook
 from installer.exchange.import_ import Source, find_source
-from installer.exchange.sync import imported, run_import
+from installer.exchange.sync import already_imported, run_import
 from installer.steps import Check, DatabaseStep, Step, ok
 
 
@@ -38,7 +38,7 @@ class ImportExportsStep(DatabaseStep):
 
     def check_in(self, conn: psycopg.Connection) -> Check:
         assert self.source is not None
-        if imported(conn, self.source):
+        if already_imported(conn, self.source):
             return ok("already imported")
         return Check("change", f"import {len(self.source.files)} file(s) from {self.exports_dir}")
 

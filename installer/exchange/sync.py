@@ -24,10 +24,10 @@ def pending_import(owner: ConnInfo, exports_dir: Path) -> Source | None:
     if source is None or source.manifest is None:
         return source
     with db.connect(owner, autocommit=True) as conn:
-        return None if imported(conn, source) else source
+        return None if already_imported(conn, source) else source
 
 
-def imported(conn: psycopg.Connection, source: Source) -> bool:
+def already_imported(conn: psycopg.Connection, source: Source) -> bool:
     """Whether this database has imported `source` (one without a manifest never is)."""
     return source.manifest is not None and state.recorded(conn) == source.fingerprint
 
