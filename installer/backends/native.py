@@ -31,7 +31,7 @@ import platformdirs
 import psycopg
 
 from installer import db, processes, program
-from installer.backends.base import Backend, register
+from installer.backends.base import Backend, refuse_lost_admin_password, register
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, EnvironmentProblem, InstallerError, ServerError
@@ -179,13 +179,12 @@ class NativeBackend(Backend):
             service_user_name=settings.service_user, health_timeout=settings.health_timeout,
             rebuilt_from_env=ADMIN_PASSWORD in recorded)
         backend.desired_conf()  # refuses a host or path no configuration file can hold
-        if backend.is_initialised() and "admin" in passwords.generated:
-            raise ConfigError(
-                f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin "
-                "password for it (was .env deleted?)",
-                hint="restore .env from a backup (the data is untouched); or, to start over and "
-                f"DELETE that cluster's data: `{backend.stop_command()}`, then "
-                f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
+        refuse_lost_admin_password(
+            settings, passwords,
+            f"the cluster in {backend.pgdata}" if backend.is_initialised() else None,
+            hint="restore .env from a backup (the data is untouched); or, to start over and "
+            f"DELETE that cluster's data: `{backend.stop_command()}`, then "
+            f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
         return backend
 
     def choose_port(self, settings: Settings, notes: list[str]) -> None:
