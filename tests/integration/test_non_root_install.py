@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,13 +56,25 @@ def user(shared_tmp: Path) -> Iterator[User]:
     name = f"lt{uuid.uuid4().hex[:8]}"
     below_home = len("/.local/share/learning-installer/project-12345678/run")
     home = shared_tmp / name.ljust(96 - below_home - len(f"{shared_tmp}/"), "h")
-    subprocess.run(["useradd", "--create-home", "--home-dir", str(home), "--shell",
-                    "/usr/sbin/nologin", "--user-group", name], check=True, capture_output=True)
+    made = _accounts("useradd", "--create-home", "--home-dir", str(home), "--shell",
+                     "/usr/sbin/nologin", "--user-group", name)
+    assert made.returncode == 0, made.stderr
     try:
         yield User(name, pwd.getpwnam(name).pw_uid, home)
     finally:
-        subprocess.run(["userdel", "--force", name], check=False, capture_output=True)
+        _accounts("userdel", "--force", name)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _accounts(*command: str) -> subprocess.CompletedProcess[str]:
+    """useradd/userdel, tried again while another one (the installer making its service user,
+    elsewhere on the machine) holds the lock on /etc/passwd."""
+    for _ in range(20):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode == 0 or "lock" not in result.stderr:
+            return result
+        time.sleep(0.25)
+    return result
 
 
 def _interpreter(user: User) -> str:
