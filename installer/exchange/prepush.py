@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import IO
 
+    from installer.credentials import ConnInfo
+
 if __package__ in (None, ""):  # run by the hook as a script: make `installer` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -63,25 +65,17 @@ def _psql(env: dict[str, str]) -> Path | None:
     return find_client(env.get("LEARNING_PG_BINARIES", ""))
 
 
-def _ask(env: dict[str, str], manifest_sha256: str) -> bool:
+def _ask(owner: ConnInfo, psql: Path | None, manifest_sha256: str) -> bool:
     """Whether the database says nothing changed since it last exported this manifest."""
-    # the .env keys of the owner's connection are libpq's own names (credentials.py)
-    libpq = {key: env[key] for key in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER")}
-    psql = _psql(env)
     if psql is not None:
         query = _UNCHANGED.replace("%s", f"'{manifest_sha256}'")  # 64 hex digits
         result = subprocess.run(
             [str(psql), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
-            env={**os.environ, **libpq, "PGPASSWORD": env.get("PGPASSWORD", ""),
-                 "PGCONNECT_TIMEOUT": "5"})
+            env={**os.environ, **owner.env(), "PGCONNECT_TIMEOUT": "5"})
         return result.returncode == 0 and result.stdout.strip() == "t"
     import psycopg
 
-    from installer.credentials import OWNER_PASSWORD, ConnInfo
-
-    owner = ConnInfo(libpq["PGHOST"], int(libpq["PGPORT"]), libpq["PGDATABASE"],
-                     libpq["PGUSER"], env.get(OWNER_PASSWORD))
     try:
         with psycopg.connect(**owner.kwargs(), autocommit=True) as conn:
             row = conn.execute(_UNCHANGED, (manifest_sha256,)).fetchone()
@@ -189,6 +183,7 @@ def report_failed_follow_up(state: Path) -> None:
 
 def unchanged(project_dir: Path) -> bool:
     """True when an export now would change nothing; False when unsure."""
+    from installer.credentials import ConnInfo
     from installer.envfile import read_env
 
     manifest = project_dir / "exports" / "manifest.json"
@@ -200,10 +195,12 @@ def unchanged(project_dir: Path) -> bool:
                             check=False)
     if status.returncode != 0 or status.stdout.strip():
         return False
+    env = read_env(env_path)
     try:
-        return _ask(read_env(env_path), hashlib.sha256(manifest.read_bytes()).hexdigest())
-    except (KeyError, ValueError):  # an .env without the connection: the full path says so
+        owner = ConnInfo.from_env(env)
+    except (KeyError, ValueError):
         return False
+    return _ask(owner, _psql(env), hashlib.sha256(manifest.read_bytes()).hexdigest())
 
 
 def use_site_packages(dirs: str) -> None:
