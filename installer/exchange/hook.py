@@ -82,18 +82,25 @@ def hook_script(project_dir: Path) -> str:
     return f"""#!/bin/sh
 {MARKER} (`python install.py hooks uninstall` removes it).
 # Exports the learning database to exports/ and commits it; never blocks the push.
-input=$(cat)
-replay() {{ if [ -n "$input" ]; then printf '%s\\n' "$input"; fi; }}
-# tell a pending follow-up push that a push is running (it waits until none is)
-state=$(git rev-parse --git-path {PUSHES}) && mkdir -p "$state" && : > "$state/$PPID"
-chained="$(dirname "$0")/{CHAINED}"
-if [ -x "$chained" ]; then
+# (Shell built-ins where they do: every process started here adds to each push.)
+# Tell a pending follow-up push that a push is running (it waits until none is).
+state=$(git rev-parse --git-path {PUSHES}) && {{ [ -d "$state" ] || mkdir -p "$state"; }} \\
+    && : > "$state/$PPID"
+export_() {{
+    [ -n "${{{SKIP_ENV}:-}}" ] && return
+    {python} -S {entry} --site {site_dirs} --state "$state" --project-dir {project} \\
+        --git-pid "$PPID" --remote="$1" \\
+        || echo "learning export: the hook failed (see above); the push goes on" >&2
+}}
+chained="${{0%/*}}/{CHAINED}"
+if [ -x "$chained" ]; then  # yours runs first, with the same arguments and input
+    input=$(cat)
+    replay() {{ if [ -n "$input" ]; then printf '%s\\n' "$input"; fi; }}
     replay | "$chained" "$@" || exit $?
+    replay | export_ "$@"
+else
+    export_ "$@"
 fi
-[ -n "${{{SKIP_ENV}:-}}" ] && exit 0
-replay | {python} -S {entry} --site {site_dirs} --state "$state" --project-dir {project} \\
-    --git-pid "$PPID" --remote="$1" \\
-    || echo "learning export: the hook failed (see above); the push goes on" >&2
 exit 0
 """
 
