@@ -361,11 +361,15 @@ def _push_now(project_dir: Path, state: Path, log: Path, remote: str,
         moves.append("\t".join((remote, ref, current or _ZERO, commit)))
     if not pending:
         return _done(state, log, remote, refspecs, 0, "already there (a later push carried it)")
-    result = subprocess.run(
-        ["git", "push", "--no-verify", "--porcelain", *(lease for lease, _ in pending), remote,
-         *(refspec for _, refspec in pending)],
-        cwd=project_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
-        env={**os.environ, SKIP_ENV: "1"}, timeout=PUSH_TIMEOUT)
+    try:
+        result = subprocess.run(
+            ["git", "push", "--no-verify", "--porcelain", *(lease for lease, _ in pending),
+             remote, *(refspec for _, refspec in pending)],
+            cwd=project_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            check=False, env={**os.environ, SKIP_ENV: "1"}, timeout=PUSH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return _done(state, log, remote, refspecs, 1,
+                     f"{remote} did not finish the push in {PUSH_TIMEOUT} s")
     if result.returncode == 0:
         write_atomic(state / prepush.PUSHED, ("\n".join(moves) + "\n").encode())
         return _done(state, log, remote, refspecs, 0, "pushed")
