@@ -205,9 +205,9 @@ def unchanged(project_dir: Path) -> bool:
 
 def use_site_packages(dirs: str) -> None:
     """Import from the installer's site-packages (passed by the hook) without running `site`;
-    when one of them is gone (.venv rebuilt for another Python), run `site` after all."""
+    when there are none or one is gone (.venv rebuilt for another Python), run `site` after all."""
     paths = [path for path in dirs.split(os.pathsep) if path]
-    if all(os.path.isdir(path) for path in paths):
+    if paths and all(os.path.isdir(path) for path in paths):
         sys.path.extend(path for path in paths if path not in sys.path)
     else:
         import site
