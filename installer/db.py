@@ -7,7 +7,9 @@ run. Passwords travel as keyword arguments, never on a command line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -24,12 +26,70 @@ def reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class Cause:
+    """Why a login failed, in one word (`kind`), and what to do about it."""
+
+    kind: str  # tls | password | role | pg_hba | connect | database | refused | timeout | unknown
+    summary: str
+    todo: str
+
+
+# libpq's and the server's words -> the cause; the first match wins: a pg_hba refusal names
+# the encryption ("SSL encryption"), a TLS failure may end in "could not connect".
+_CAUSES: tuple[tuple[str, str, str], ...] = (
+    (r"no pg_hba\.conf entry|pg_hba\.conf rejects", "pg_hba",
+     "pg_hba.conf has no line letting this role reach this database from here"),
+    (r"permission denied for database|does not have connect privilege", "connect",
+     "the role lacks the CONNECT privilege on this database"),
+    (r"\bssl\b|certificate|\btls|sslmode|gssapi", "tls",
+     "TLS: the server's certificate or the TLS settings do not match"),
+    (r"password authentication failed|no password supplied|authentication failed|scram",
+     "password", "the password was refused"),
+    (r'role "[^"]*" does not exist', "role", "the role does not exist"),
+    (r'database "[^"]*" does not exist', "database", "the database does not exist"),
+    (r"timeout expired|timed out", "timeout", "the server did not answer in time"),
+    (r"connection refused|no such file or directory|could not translate host name|network is "
+     r"unreachable|no route to host|the database system is|server closed the connection|"
+     r"could not connect", "refused",
+     "no server answers at this address (down, starting, or another host or port)"),
+)
+
+
+def cause_of(error: BaseException | str) -> Cause:
+    """The cause of a failed connection, from libpq's message (an exception or the text a
+    child process printed), with the one thing to do about it."""
+    text = error if isinstance(error, str) else str(error)
+    for pattern, kind, summary in _CAUSES:
+        if re.search(pattern, text, re.IGNORECASE):
+            return Cause(kind, summary, _todo(kind))
+    return Cause("unknown", "the connection failed", _todo("unknown"))
+
+
+def _todo(kind: str) -> str:
+    full, doctor = program.command("--full"), program.command("doctor")
+    return {
+        "tls": "check the TLS settings (sslmode, the CA file) against the server's certificate",
+        "pg_hba": "add a line for this role, database and address to the server's pg_hba.conf "
+                  f"and reload it (native and docker mode: {full} rewrites it)",
+        "connect": f"GRANT CONNECT ON DATABASE to the role as the database's owner ({full} "
+                   "does it for the learning database)",
+        "password": f"the password in .env (or ~/.pgpass) differs from the server's: {full} "
+                    "sets it again",
+        "role": f"{full} creates the role",
+        "database": f"{full} creates the database; check the name in .env",
+        "timeout": "check that the host and port are right and that no firewall drops the "
+                   "connection",
+        "refused": f"start the server with {program.command('start')} (an external server: "
+                   "ask whoever runs it), or check the host and port",
+    }.get(kind, f"repair the installation with {full}; {doctor} shows what is wrong")
+
+
 def unreachable(info: ConnInfo, exc: BaseException, details: str | None = None) -> ServerError:
+    cause = cause_of(exc)
     return ServerError(
         f"cannot connect to {info.masked_url()}: {reason(exc)}",
-        hint=f"start the server with {program.command('start')}, or repair the installation "
-        f"with {program.command('--full')}; {program.command('doctor')} shows what is wrong",
-        details=details)
+        hint=f"{cause.summary}: {cause.todo}", details=details)
 
 
 def refused(exc: psycopg.Error, doing: str = "") -> ServerError:
@@ -38,10 +98,9 @@ def refused(exc: psycopg.Error, doing: str = "") -> ServerError:
     A lost connection reads as "cannot connect"; anything else the server refused (a missing
     privilege, a failed statement) names what was being done and the server's reason."""
     if isinstance(exc, psycopg.OperationalError) and not getattr(exc, "sqlstate", None):
-        return ServerError(
-            f"cannot connect to the database: {reason(exc)}",
-            hint=f"start it with {program.command('start')}, or repair everything with "
-            f"{program.command('--full')}; {program.command('doctor')} shows what is wrong")
+        cause = cause_of(exc)
+        return ServerError(f"cannot connect to the database: {reason(exc)}",
+                           hint=f"{cause.summary}: {cause.todo}")
     where = f"{doing}: " if doing else ""
     return ServerError(f"{where}the server refused: {reason(exc)}",
                        hint=f"{program.command('doctor')} shows what is wrong; re-run with "

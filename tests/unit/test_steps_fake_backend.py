@@ -39,6 +39,7 @@ from installer.errors import (
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.exchange.triggers import ExchangeTriggersStep
 from installer.installation import Installation
+from installer.other_databases import OtherDatabasesStep
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, RolesAndDatabaseStep, VectorExtensionStep
 from installer.schema_maintenance import (
@@ -129,7 +130,7 @@ class FakeBackend(Backend):
 
 
 # Steps that talk to the database; with the fake backend they all meet a closed port.
-NEEDS_SERVER = (RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep,
+NEEDS_SERVER = (RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep,
                 PartitionsStep, MaterializedViewsStep, AgentGrantsStep, AgentGuardStep,
                 ExchangeTriggersStep, CaptureSpoolStep)
 
@@ -196,8 +197,8 @@ def test_steps_come_in_install_order_with_the_backends_steps_after_env(
         server: FakeServer, tmp_path: Path) -> None:
     steps = _installation(tmp_path / "project").steps()
     assert _kinds(steps) == [
-        EnvFileStep, FakeServerStep, FakeServerStep, RolesAndDatabaseStep, VectorExtensionStep,
-        MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
+        EnvFileStep, FakeServerStep, FakeServerStep, RolesAndDatabaseStep, OtherDatabasesStep,
+        VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
         AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep, CaptureSpoolStep, PgpassStep,
         McpConfigStep, ClaudeHooksStep]
     assert [s.title for s in steps[1:3]] == ["Fake server installed", "Fake server running"]
@@ -323,7 +324,7 @@ def test_steps_that_need_the_server_are_blocked_while_it_is_down(
     results = run_steps(installation.steps(), Console(quiet=True), dry_run=True)
     blocked = [type(step) for step, r in zip(installation.steps(), results, strict=True)
                if r.check.state == "blocked"]
-    assert blocked == [RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep,
+    assert blocked == [RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep, MigrationsStep,
                        EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
                        AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep]
     for step, result in zip(installation.steps(), results, strict=True):
