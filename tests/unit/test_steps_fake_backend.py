@@ -130,9 +130,9 @@ class FakeBackend(Backend):
 
 
 # Steps that talk to the database; with the fake backend they all meet a closed port.
-NEEDS_SERVER = (RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep,
-                PartitionsStep, MaterializedViewsStep, AgentGrantsStep, AgentGuardStep,
-                ExchangeTriggersStep, CaptureSpoolStep)
+NEEDS_SERVER = (RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep, MigrationsStep,
+                EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep, AgentGrantsStep,
+                AgentGuardStep, ExchangeTriggersStep, CaptureSpoolStep)
 
 
 class LocalOnly(Installation):
@@ -198,9 +198,9 @@ def test_steps_come_in_install_order_with_the_backends_steps_after_env(
     steps = _installation(tmp_path / "project").steps()
     assert _kinds(steps) == [
         EnvFileStep, FakeServerStep, FakeServerStep, RolesAndDatabaseStep, OtherDatabasesStep,
-        VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
-        AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep, CaptureSpoolStep, PgpassStep,
-        McpConfigStep, ClaudeHooksStep]
+        VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep, PartitionsStep,
+        MaterializedViewsStep, AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep,
+        CaptureSpoolStep, PgpassStep, McpConfigStep, ClaudeHooksStep]
     assert [s.title for s in steps[1:3]] == ["Fake server installed", "Fake server running"]
 
 
@@ -324,8 +324,8 @@ def test_steps_that_need_the_server_are_blocked_while_it_is_down(
     results = run_steps(installation.steps(), Console(quiet=True), dry_run=True)
     blocked = [type(step) for step, r in zip(installation.steps(), results, strict=True)
                if r.check.state == "blocked"]
-    assert blocked == [RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep, MigrationsStep,
-                       EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
+    assert blocked == [RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep,
+                       MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
                        AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep]
     for step, result in zip(installation.steps(), results, strict=True):
         if result.check.state == "blocked":
