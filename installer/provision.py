@@ -180,28 +180,39 @@ def _become_member_of(conn: psycopg.Connection, owner: str) -> None:
         conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(owner)))
 
 
+# Managed services give their admin no superuser but a role whose members may create the
+# extensions the service allows (RDS/Aurora, Cloud SQL, Azure Flexible Server, Neon).
+PROVIDER_EXTENSION_ROLES = ["rds_superuser", "cloudsqlsuperuser", "azure_pg_admin",
+                            "neon_superuser"]
+_CREATABLE = """
+SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+    OR (coalesce((SELECT trusted FROM pg_available_extension_versions v
+                    JOIN pg_available_extensions e USING (name)
+                   WHERE name = 'vector' AND v.version = e.default_version), false)
+        AND has_database_privilege(current_database(), 'CREATE'))
+    OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ANY(%s)
+                AND pg_has_role(current_user, oid, 'MEMBER')),
+    current_setting('azure.extensions', true)
+"""
+
+
 class VectorExtensionStep(Step):
     title = "pgvector extension"
 
     def __init__(self, admin: ConnInfo, database: str):
         self.admin = admin.to(dbname=database)
 
-    def _state(self) -> tuple[bool, bool, bool] | None:
-        """(available, installed, creatable by the admin), or None when unreachable."""
+    def _state(self) -> tuple[bool, bool, bool, str | None] | None:
+        """(available, installed, creatable by the admin, Azure's allow-list), or None when
+        unreachable."""
         try:
             with db.connect(self.admin) as conn:
                 available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = "
                                          "'vector'").fetchone() is not None
                 installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = "
                                          "'vector'").fetchone() is not None
-                creatable = db.one(
-                    conn,
-                    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
-                    "(coalesce((SELECT trusted FROM pg_available_extension_versions v JOIN "
-                    "pg_available_extensions e USING (name) WHERE name = 'vector' AND "
-                    "v.version = e.default_version), false) AND "
-                    "has_database_privilege(current_database(), 'CREATE'))")[0]
-                return available, installed, bool(creatable)
+                creatable, allowed = db.one(conn, _CREATABLE, (PROVIDER_EXTENSION_ROLES,))
+                return available, installed, bool(creatable), allowed
         except (psycopg.OperationalError, ServerError):
             return None
 
@@ -209,23 +220,27 @@ class VectorExtensionStep(Step):
         state = self._state()
         if state is None:
             return Check("blocked", "after the learning database exists")
-        available, installed, creatable = state
+        available, installed, creatable, allowed = state
         if installed:
             return ok("installed")
         if not available:
             return ok("not available on this server: embeddings use the real[] fallback")
+        if allowed is not None and "vector" not in allowed.replace(" ", "").split(","):
+            return ok("not in the server's azure.extensions allow-list: embeddings use the "
+                      "real[] fallback (add vector to azure.extensions, then re-run)")
         if not creatable:
             return ok(f"{self.admin.user} may not create it: embeddings use the real[] "
-                      f"fallback (a superuser can run CREATE EXTENSION vector in "
-                      f"{self.admin.dbname})")
+                      f"fallback (a superuser, or a member of the provider's admin role, can "
+                      f"run CREATE EXTENSION vector in {self.admin.dbname})")
         return Check("create", "CREATE EXTENSION vector")
 
     def apply(self, check: Check) -> str:
         try:
             with db.connect(self.admin, autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        except psycopg.errors.InsufficientPrivilege as exc:
-            return f"not permitted ({exc}): embeddings use the real[] fallback"
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.FeatureNotSupported) as exc:
+            return (f"not permitted ({db.reason(exc)}): embeddings use the real[] fallback; "
+                    "the provider's extension allow-list must hold vector")
         return "installed"
 
 

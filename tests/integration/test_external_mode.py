@@ -195,3 +195,22 @@ def test_agent_is_kept_out_of_the_admins_application_database(
         "r.oid = a.grantee WHERE d.datname = %s AND r.rolname = %s", app, app_user)
     assert _can_connect(server, app, names.agent, agent_password)  # as before the install
     assert not (project.path / ".learning" / "other-databases.json").exists()
+
+
+def test_a_provider_admin_role_is_asked_to_create_pgvector(
+        project: Project, server: Cluster, admin_env: dict[str, str], names: Names) -> None:
+    """An admin in rds_superuser (cloudsqlsuperuser, azure_pg_admin…) may create allow-listed
+    extensions: the install tries; where the server still refuses, the real[] fallback."""
+    if not server.has_pgvector:
+        pytest.skip("pgvector is only in the embedded cluster")
+    admin = admin_env["LEARNING_ADMIN_URL"].split("//")[1].split("@")[0]
+    with psycopg.connect(**server.admin.kwargs(), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'").fetchone():
+            conn.execute("CREATE ROLE rds_superuser NOLOGIN")
+        conn.execute(sql.SQL("GRANT rds_superuser TO {}").format(sql.Identifier(admin)))
+    env = {**admin_env, **names.env()}
+    result = project.run("--full", "--mode", "external", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "permission denied to create extension" in result.stdout  # a vanilla server
+    assert "real[] fallback; the provider's extension allow-list must hold vector" \
+        in result.stdout
