@@ -38,6 +38,7 @@ from installer.mcp_config import SERVER_NAME, clients_named
 from installer.mcp_probe import probe_clients
 from installer.other_databases import manual_fix, open_databases
 from installer.prompts import confirm, interactive
+from installer.provision import LOCKED_ON_OUR_SERVER
 from installer.steps import checked
 
 ARCHIVE_MAGIC = b"PGDMP"
@@ -323,8 +324,13 @@ def _separation_finding(installation: Installation) -> Finding:
         return Finding(title, "ok", f"{agent} tried {len(others)} other database(s): refused "
                        "by each" if others else "no other database on the server")
     detail = f"it connected to {', '.join(reached)}"
-    if installation.backend.may_lock_other_databases:  # our own server: --full closes them
-        return Finding(title, "failed", detail, _repair())
+    if installation.backend.may_lock_other_databases:  # our own server
+        yours = [name for name in reached if name not in LOCKED_ON_OUR_SERVER]
+        return Finding(title, "failed", detail, "; ".join(
+            ([_repair()] if len(yours) < len(reached) else []) + [
+                f"{name} is not the installer's: as the admin run REVOKE CONNECT ON DATABASE "
+                f"{name} FROM PUBLIC after GRANT CONNECT to the roles that use it"
+                for name in yours]))
     return _shared_server_finding(installation, title, detail, reached)
 
 

@@ -20,6 +20,9 @@ from installer.credentials import ConnInfo
 from installer.errors import ServerError
 from installer.steps import Check, State, Step, ok
 
+# The databases every cluster has, closed to PUBLIC where the installer owns the server
+LOCKED_ON_OUR_SERVER = ("postgres", "template1")
+
 
 @dataclass(frozen=True)
 class Roles:
@@ -57,9 +60,9 @@ class RolesAndDatabaseStep(Step):
                     "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
                     "'CONNECT') FROM pg_database WHERE datname = %s", (r.database,)).fetchone()
                 open_elsewhere = conn.execute(
-                    "SELECT string_agg(datname, ', ') FROM pg_database WHERE datname IN "
-                    "('postgres', 'template1') AND has_database_privilege('public', oid, "
-                    "'CONNECT')").fetchone()
+                    "SELECT string_agg(datname, ', ') FROM pg_database WHERE datname = ANY(%s) "
+                    "AND has_database_privilege('public', oid, 'CONNECT')",
+                    (list(LOCKED_ON_OUR_SERVER),)).fetchone()
                 agent_settings = _role_settings(conn, r.agent)
                 attributes = _extra_attributes(conn, r.agent)
         except (psycopg.OperationalError, ServerError):
@@ -115,7 +118,7 @@ class RolesAndDatabaseStep(Step):
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
                 conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, agent))
                 if r.lock_other_databases:
-                    for other in ("postgres", "template1"):
+                    for other in LOCKED_ON_OUR_SERVER:
                         conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
                                      .format(sql.Identifier(other)))
             with db.connect(self.admin.to(dbname=r.database), autocommit=True) as conn:

@@ -44,6 +44,20 @@ def test_doctor_probes_each_mcp_entry_and_names_the_cause(project: Project) -> N
     separation = checks["learning_agent can connect to learning_system only"]
     assert separation["state"] == "ok" and "refused by each" in separation["detail"]
 
+    # a database someone made on our server is open to PUBLIC: named, and how to close it
+    env = project.read_env()
+    admin = ConnInfo("127.0.0.1", int(env["PGPORT"]), "postgres", env["LEARNING_ADMIN_USER"],
+                     env["LEARNING_ADMIN_PASSWORD"])
+    with db.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE someone_elses")
+    code, checks = _doctor(project)
+    separation = checks["learning_agent can connect to learning_system only"]
+    assert code == 1 and separation["detail"] == "it connected to someone_elses"
+    assert "someone_elses is not the installer's" in separation["hint"]
+    assert "repairs exactly this" not in separation["hint"]
+    with db.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE someone_elses")
+
     # a wrong agent password in .env: the server the entry starts is refused, and says why
     env_file = project.path / ".env"
     original = env_file.read_text()
