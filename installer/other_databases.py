@@ -137,13 +137,14 @@ class OtherDatabasesStep(Step):
         if found is None:
             return Check("blocked", "after the server answers and the agent role exists")
         ours = [d.name for d in found if d.changeable]
-        theirs = [d for d in found if not d.changeable]
-        left = (f"; not {self.admin.user}'s to change: "
-                + ", ".join(f"{d.name} (owner {d.owner})" for d in theirs)) if theirs else ""
         if ours:
             return Check("change", f"revoke PUBLIC's CONNECT on {', '.join(ours)} (login roles "
-                         f"that relied on it get it explicitly){left}")
-        return ok(f"no other database open to {self.agent} through PUBLIC{left}")
+                         f"that relied on it get it explicitly){self._left(found)}")
+        return ok(f"no other database open to {self.agent} through PUBLIC{self._left(found)}")
+
+    def _left(self, found: list[OpenDatabase]) -> str:
+        theirs = [f"{d.name} (owner {d.owner})" for d in found if not d.changeable]
+        return f"; not {self.admin.user}'s to change: {', '.join(theirs)}" if theirs else ""
 
     def apply(self, check: Check) -> str:
         if not self.enabled:
@@ -152,7 +153,8 @@ class OtherDatabasesStep(Step):
         record.server = record.server or _server(self.admin)
         done = []
         with db.connect(self.admin, autocommit=True) as conn:
-            for database in open_databases(conn, self.agent, self.database):
+            found = open_databases(conn, self.agent, self.database)
+            for database in found:
                 if not database.changeable:
                     continue
                 roles = [row[0] for row in conn.execute(_ONLY_THROUGH_PUBLIC, {
@@ -168,8 +170,7 @@ class OtherDatabasesStep(Step):
                     conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(name))
                 done.append(f"{database.name}: PUBLIC's CONNECT revoked"
                             + (f", granted to {', '.join(roles)}" if roles else ""))
-        left = check.detail.partition("; not ")[2]
-        return "; ".join(done) + (f"; not {left}" if left else "") + (
+        return "; ".join(done) + self._left(found) + (
             f" (recorded in {RECORD}; uninstall gives it back)")
 
 

@@ -196,6 +196,17 @@ def test_agent_is_kept_out_of_the_admins_application_database(
     assert _can_connect(server, app, names.agent, agent_password)  # as before the install
     assert not (project.path / ".learning" / "other-databases.json").exists()
 
+    # turned off: the next --full gives it back too, and doctor warns
+    assert project.run("--full", **env).returncode == 0
+    assert not _public_may_connect(server, app)
+    off = project.run("--full", **env, LEARNING_PROTECT_OTHER_DATABASES="false")
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert f"PUBLIC's CONNECT given back on {app}" in off.stdout
+    assert _public_may_connect(server, app)
+    assert project.read_env()["LEARNING_PROTECT_OTHER_DATABASES"] == "false"
+    doctor = project.run("doctor", **env)
+    assert doctor.returncode == 0 and "protect_other_databases is off" in doctor.stdout
+
 
 def test_a_provider_admin_role_is_asked_to_create_pgvector(
         project: Project, server: Cluster, admin_env: dict[str, str], names: Names) -> None:
