@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from installer import commands, db, lifecycle, locking, program, show_config
+from installer import commands, db, lifecycle, locking, mcp_config, program, show_config
 from installer.config import MODES
 from installer.console import Console
 from installer.context import Command, RunContext
@@ -75,8 +75,8 @@ def _common_options() -> _Parser:
     where.add_argument("--env-file", type=Path, help="path of the .env file to write")
     where.add_argument("--health-timeout", type=float, help="seconds to wait for the server")
     where.add_argument("--mcp-clients", metavar="A,B",
-                       help="MCP clients to configure: claude-code, cursor, vscode, "
-                       "claude-desktop, gemini, codex (comma-separated; empty for none)")
+                       help=f"MCP clients to configure: {', '.join(mcp_config.CLIENTS)} "
+                       "(comma-separated; empty for none)")
     where.add_argument("--with-pgadmin", dest="pgadmin", action="store_true",
                        help="also run pgAdmin 4 on 127.0.0.1 (LEARNING_PGADMIN=1)")
     where.add_argument("--capture-agent-work", action=argparse.BooleanOptionalAction,

@@ -170,15 +170,22 @@ class Installation:
         ]
 
 
+def auto_mode(detection: Detection) -> tuple[str, str]:
+    """What `--mode auto` picks, and why: docker when a daemon answers and we are not inside a
+    container, else native."""
+    if detection.in_container:
+        return NativeBackend.mode, ("running inside a container (no sibling containers; "
+                                    "--mode docker uses a mounted Docker socket)")
+    if detection.docker_daemon is None:
+        return NativeBackend.mode, f"no Docker daemon answered ({detection.docker_problem})"
+    return DockerBackend.mode, f"a Docker daemon answered (engine {detection.docker_daemon})"
+
+
 def choose_mode(settings: Settings, detection: Detection, console: Console) -> str:
-    """auto: docker when a daemon answers and we are not inside a container, else native."""
+    """The mode asked for; for auto, `auto_mode`'s choice, saying why when it is native."""
     if settings.mode != backends.AUTO:
         return settings.mode  # docker without a daemon fails clearly in DockerBackend.build
-    if detection.in_container:
-        console.info("running inside a container: using native mode (no sibling containers; "
-                     "--mode docker uses a mounted Docker socket)")
-        return NativeBackend.mode
-    if detection.docker_daemon is None:
-        console.info(f"no Docker daemon answered ({detection.docker_problem}); using native mode")
-        return NativeBackend.mode
-    return DockerBackend.mode
+    mode, why = auto_mode(detection)
+    if mode == NativeBackend.mode:
+        console.info(f"{why}: using native mode")
+    return mode

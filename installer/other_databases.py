@@ -29,7 +29,7 @@ from installer import db
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
 from installer.fileutil import write_atomic
-from installer.steps import Check, Step, ok
+from installer.steps import Check, DatabaseStep, ok
 
 RECORD = Path(".learning") / "other-databases.json"
 
@@ -107,35 +107,32 @@ def _server(conn: ConnInfo) -> str:
     return f"{conn.host}:{conn.port}"
 
 
-class OtherDatabasesStep(Step):
+class OtherDatabasesStep(DatabaseStep):
     """See the module's docstring. `enabled` False: give back what an earlier run changed."""
 
     title = "Agent role kept out of the server's other databases"
+    waits_for = "after the server answers and the agent role exists"
+    autocommit = True
 
     def __init__(self, admin: ConnInfo, agent: str, owner: str, database: str,
                  project_dir: Path, enabled: bool):
+        super().__init__(admin)
         self.admin, self.agent, self.owner, self.database = admin, agent, owner, database
         self.project_dir, self.enabled = project_dir, enabled
 
-    def _open(self) -> list[OpenDatabase] | None:
-        try:
-            with db.connect(self.admin, connect_timeout=5) as conn:
-                return open_databases(conn, self.agent, self.database)
-        except ServerError:
-            return None
-        except psycopg.errors.UndefinedObject:  # the agent role is not there yet
-            return None
-
     def check(self) -> Check:
-        record = Record.load(self.project_dir)
-        if not self.enabled:
-            if record.databases:
-                return Check("change", "protect_other_databases is off: give PUBLIC back "
-                             f"CONNECT on {', '.join(sorted(record.databases))}")
+        if not self.enabled and not Record.load(self.project_dir).databases:
             return ok("off (protect_other_databases): the agent may connect wherever PUBLIC may")
-        found = self._open()
-        if found is None:
-            return Check("blocked", "after the server answers and the agent role exists")
+        return super().check()
+
+    def check_in(self, conn: psycopg.Connection) -> Check:
+        if not self.enabled:
+            return Check("change", "protect_other_databases is off: give PUBLIC back CONNECT on "
+                         f"{', '.join(sorted(Record.load(self.project_dir).databases))}")
+        try:
+            found = open_databases(conn, self.agent, self.database)
+        except psycopg.errors.UndefinedObject:  # the roles step creates the agent
+            return Check("blocked", f"after role {self.agent} exists")
         ours = [d.name for d in found if d.changeable]
         if ours:
             return Check("change", f"revoke PUBLIC's CONNECT on {', '.join(ours)} (login roles "
