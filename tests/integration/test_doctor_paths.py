@@ -19,7 +19,8 @@ from installer import db
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
 from tests.conftest import Cluster, Project, free_port, start_cluster
-from tests.integration.cli_helpers import installed
+from tests.integration.cli_helpers import installed, output
+from tests.integration.test_mcp_readonly import _npm_cache, _npx_ready
 
 
 def _doctor(project: Project, **env: str) -> tuple[int, dict[str, dict[str, str]]]:
@@ -158,3 +159,27 @@ def test_a_server_that_never_answers_is_a_timeout() -> None:
         silent.listen(1)
         info = ConnInfo("127.0.0.1", silent.getsockname()[1], "x", "y", "z")
         assert _cause(info, connect_timeout=1) == "timeout"
+
+
+@pytest.mark.required_area("mcp")
+def test_doctor_probes_the_npx_server_too(project: Project) -> None:
+    """The server-postgres entry (`mcp_server: npx`), started by doctor as written; its
+    package comes from the npm cache scripts/test.sh warmed, reached through HOME."""
+    reason = _npx_ready()
+    if reason:
+        pytest.skip(reason)
+    (project.home / ".npm").symlink_to(_npm_cache())
+    result = project.install("--mcp-clients", "claude-code,gemini", LEARNING_MCP_SERVER="npx")
+    assert result.returncode == 0, output(result)
+    code, checks = _doctor(project)
+    assert code == 0, checks
+    assert "learning_agent@learning_system" in _mcp(checks, "Claude Code")["detail"]
+    assert "the same entry as Claude Code" in _mcp(checks, "Gemini CLI")["detail"]
+
+    pgpass = project.home / ".pgpass"  # node-postgres reads the password from here
+    pgpass.write_text(pgpass.read_text().replace(
+        project.read_env()["LEARNING_AGENT_PASSWORD"], "not-the-password"))
+    code, checks = _doctor(project)
+    probe = _mcp(checks, "Claude Code")
+    assert code == 1 and probe["state"] == "failed", probe
+    assert "the password was refused" in probe["detail"], probe
