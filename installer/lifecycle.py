@@ -361,8 +361,8 @@ def _mcp_findings(installation: Installation) -> list[Finding]:
     """Each configured client's entry, started as the client would, answers one read."""
     s = installation.settings
     p = installation.passwords
-    reports = probe_clients(clients_named(s.mcp_clients), s.project_dir, s.agent_role,
-                            secrets=(p.admin, p.owner, p.agent))
+    reports = probe_clients(clients_named(s.mcp_clients), s.project_dir,
+                            f"{s.agent_role}@{s.database}", secrets=(p.admin, p.owner, p.agent))
     findings = []
     for report in reports:
         title = f"{report.client.label}: the {SERVER_NAME} MCP server answers a read"

@@ -81,7 +81,7 @@ def _command_failed(what: str) -> Outcome:
                    f"fix the entry's command, or let {program.command('--full')} rewrite it")
 
 
-async def _session(launch: Launch, cwd: Path, errlog: TextIO, role: str) -> str:
+async def _session(launch: Launch, cwd: Path, errlog: TextIO) -> str:
     params = StdioServerParameters(command=launch.command, args=list(launch.args),
                                    env=dict(launch.env) or None, cwd=str(cwd))
     async with stdio_client(params, errlog=errlog) as (read, write), \
@@ -102,9 +102,6 @@ async def _session(launch: Launch, cwd: Path, errlog: TextIO, role: str) -> str:
     text = "".join(getattr(part, "text", "") for part in getattr(result, "content", []))
     if not isinstance(result, CallToolResult) or result.is_error:
         raise _Failed(_database_failed(text))
-    if role not in text:
-        raise _Failed(Outcome(False, f"it reads as another role than {role}: {text[:200]}",
-                              "entry", f"let {program.command('--full')} rewrite the entry"))
     return text
 
 
@@ -130,12 +127,13 @@ def _run(session: Coroutine[Any, Any, str], timeout: float) -> str:
         raise leaf from group
 
 
-def probe(launch: Launch, cwd: Path, role: str, timeout: float = TIMEOUT) -> Outcome:
-    """Start `launch` on stdio, handshake, list tools and run one read; never raises."""
+def probe(launch: Launch, cwd: Path, expected: str, timeout: float = TIMEOUT) -> Outcome:
+    """Start `launch` on stdio, handshake, list tools and run one read, which must answer as
+    `expected` ("role@database"); never raises."""
     started = time.monotonic()
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
         try:
-            text = _run(_session(launch, cwd, errlog, role), timeout)
+            text = _run(_session(launch, cwd, errlog), timeout)
         except TimeoutError:
             stderr = _last_lines(errlog)
             return Outcome(False, f"no answer within {timeout:g} s"
@@ -153,11 +151,14 @@ def probe(launch: Launch, cwd: Path, role: str, timeout: float = TIMEOUT) -> Out
                 outcome = Outcome(False, f"{outcome.detail}; its stderr: {stderr}", cause.kind,
                                   cause.todo)
             return outcome
-    rows = _rows(text)
-    return Outcome(True, f"{rows} through `query` in {time.monotonic() - started:.1f} s")
+    answered = _answered_as(text)
+    if answered != expected:  # e.g. a user-wide file still naming another checkout's database
+        return Outcome(False, f"it reads as {answered}, not {expected}", "entry",
+                       f"let {program.command('--full')} rewrite the entry")
+    return Outcome(True, f"{answered} through `query` in {time.monotonic() - started:.1f} s")
 
 
-def _rows(text: str) -> str:
+def _answered_as(text: str) -> str:
     """`role@database` from the answer of either server, or the answer itself."""
     try:
         data: Any = json.loads(text)
@@ -168,7 +169,7 @@ def _rows(text: str) -> str:
         return text.strip()[:100]
 
 
-def probe_clients(clients: list[McpClient], project_dir: Path, role: str,
+def probe_clients(clients: list[McpClient], project_dir: Path, expected: str,
                   secrets: tuple[str, ...] = (), timeout: float = TIMEOUT
                   ) -> list[ClientReport]:
     """One report per client; each distinct entry is started once. `secrets` never appear
@@ -198,7 +199,7 @@ def probe_clients(clients: list[McpClient], project_dir: Path, role: str,
             label, outcome = probed[launch]
             reports.append(ClientReport(client, path, outcome, same_as=label))
             continue
-        outcome = _scrubbed(probe(launch, project_dir, role, timeout), secrets)
+        outcome = _scrubbed(probe(launch, project_dir, expected, timeout), secrets)
         probed[launch] = (client.label, outcome)
         reports.append(ClientReport(client, path, outcome))
     return reports

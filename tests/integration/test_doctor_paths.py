@@ -96,6 +96,16 @@ def test_doctor_probes_each_mcp_entry_and_names_the_cause(project: Project) -> N
     assert probe["state"] == "failed" and "it exited" in probe["detail"]
     assert "gone.py" in probe["detail"]
 
+    # Cursor's entry answering, but as another role in another database (its env's password)
+    cursor_json = project.path / ".cursor" / "mcp.json"
+    other = json.loads(cursor_json.read_text())
+    other["mcpServers"]["learning-db"]["args"][-1] = admin.to(password=None).url()
+    other["mcpServers"]["learning-db"]["env"] = {"PGPASSWORD": admin.password}
+    cursor_json.write_text(json.dumps(other))
+    probe = _mcp(_doctor(project)[1], "Cursor")
+    assert probe["state"] == "failed", probe
+    assert probe["detail"] == "it reads as postgres@postgres, not learning_agent@learning_system"
+
 
 # -- failed logins, classified from libpq's own messages --------------------------------------
 
