@@ -33,25 +33,27 @@ from installer.steps import Check, DatabaseStep, ok
 
 RECORD = Path(".learning") / "other-databases.json"
 
-_OPEN = """
+# Whether role `{role}` has CONNECT on database `d` other than through PUBLIC: an ACL entry
+# (the owner's included, implicit while datacl is NULL) of a role it inherits from.
+_OWN_CONNECT = """EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+ WHERE a.grantee <> 0 AND a.privilege_type = 'CONNECT' AND pg_has_role({role}, a.grantee,
+ 'USAGE'))"""
+
+# Other databases the agent reaches only through PUBLIC, and whether we may change them.
+_OPEN = f"""
 SELECT d.datname, pg_get_userbyid(d.datdba), pg_has_role(current_user, d.datdba, 'USAGE')
   FROM pg_database d
  WHERE d.datallowconn AND d.datname <> %(ours)s
    AND has_database_privilege(%(agent)s, d.oid, 'CONNECT')
-   AND EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
-                WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT')
+   AND NOT {_OWN_CONNECT.format(role="%(agent)s")}
  ORDER BY 1
 """
 
-# Login roles whose CONNECT on the database comes only from PUBLIC: no ACL entry (the owner's
-# included) of a role they inherit from grants it.
-_ONLY_THROUGH_PUBLIC = """
+# Login roles that would lose CONNECT with PUBLIC's (superusers need none; ours get none).
+_ONLY_THROUGH_PUBLIC = f"""
 SELECT r.rolname FROM pg_roles r, pg_database d
  WHERE d.datname = %(database)s AND r.rolcanlogin AND NOT r.rolsuper
-   AND r.rolname <> ALL(%(ours)s)
-   AND NOT EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
-                    WHERE a.grantee <> 0 AND a.privilege_type = 'CONNECT'
-                      AND pg_has_role(r.oid, a.grantee, 'USAGE'))
+   AND r.rolname <> ALL(%(ours)s) AND NOT {_OWN_CONNECT.format(role="r.oid")}
  ORDER BY 1
 """
 
