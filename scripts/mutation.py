@@ -240,6 +240,33 @@ MUTANTS = [
            'len(os.fsencode(directory / f".s.PGSQL.{int(port)}")) < _SUN_PATH',
            "len(os.fsencode(directory)) < 100",
            ("tests/integration/test_non_root_install.py",)),
+    # -- issue 15: doctor proves the agents' path; external mode keeps the agent out --------
+    Mutant("mcp-probe-skips-the-read", "installer/mcp_probe.py",
+           'result = await session.call_tool("query", {"sql": PROBE_SQL})',
+           'result = CallToolResult(content=[], is_error=False)',
+           ("tests/integration/test_doctor_paths.py::"
+            "test_doctor_probes_each_mcp_entry_and_names_the_cause",)),
+    Mutant("pg-hba-read-as-tls", "installer/db.py",
+           '    (r"no pg_hba\\.conf entry|pg_hba\\.conf rejects", "pg_hba",',
+           '    (r"no pg_hba\\.conf entry|pg_hba\\.conf rejects", "tls",',
+           ("tests/integration/test_doctor_paths.py::"
+            "test_real_connection_failures_are_named_by_their_cause",)),
+    Mutant("separation-trusts-the-catalog", "installer/lifecycle.py",
+           "reached = [name for name in others if db.answers(own.to(dbname=name), timeout=3)]",
+           "reached = []",
+           ("tests/integration/test_doctor_paths.py::"
+            "test_doctor_probes_each_mcp_entry_and_names_the_cause",)),
+    Mutant("other-databases-users-lose-connect", "installer/other_databases.py",
+           "                    if roles:\n", "                    if False:\n",
+           ("tests/integration/test_external_mode.py::"
+            "test_agent_is_kept_out_of_the_admins_application_database",)),
+    Mutant("uninstall-keeps-public-out", "installer/commands.py",
+           "    if Record.load(project_dir).databases:", "    if False:",
+           ("tests/integration/test_external_mode.py::"
+            "test_agent_is_kept_out_of_the_admins_application_database",)),
+    Mutant("provider-role-name-accepted", "installer/config.py",
+           '    reserved = next((p for p in RESERVED_ROLE_PREFIXES if role.lower().startswith(p)), '
+           'None)', "    reserved = None", (f"{UNIT}/test_precedence.py",)),
 ]
 
 
