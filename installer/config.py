@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from installer import backends
+from installer.credentials import Tls
 from installer.errors import ConfigError
 
 MODES = (backends.AUTO, *backends.modes())
@@ -55,7 +59,17 @@ class Settings:
     modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
     # external mode: PUBLIC loses CONNECT on the admin's other databases (other_databases.py)
     protect_other_databases: bool = True
+    # TLS, libpq's keywords (credentials.Tls); external mode defaults to require/verify-full
+    sslmode: str | None = None
+    sslrootcert: Path | None = None
+    sslcert: Path | None = None
+    sslkey: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
+
+    def tls(self) -> Tls:
+        """The TLS settings, checked: a known sslmode, certificate files that exist."""
+        return Tls.checked({name: getattr(self, name) for name in TLS_SETTINGS},
+                           {name: self.sources.get(name, "the settings") for name in TLS_SETTINGS})
 
     @property
     def env_path(self) -> Path:
@@ -100,7 +114,13 @@ _ENVIRONMENT = {
     "capture_agent_work": ("LEARNING_CAPTURE_AGENT_WORK", "LEARNING_CAPTURE_AGENT_WORK"),
     "protect_other_databases": ("LEARNING_PROTECT_OTHER_DATABASES",
                                 "LEARNING_PROTECT_OTHER_DATABASES"),
+    # recorded under libpq's own names, so psql, pg_dump and the hooks read them from .env too
+    "sslmode": ("LEARNING_SSLMODE", "PGSSLMODE"),
+    "sslrootcert": ("LEARNING_SSLROOTCERT", "PGSSLROOTCERT"),
+    "sslcert": ("LEARNING_SSLCERT", "PGSSLCERT"),
+    "sslkey": ("LEARNING_SSLKEY", "PGSSLKEY"),
 }
+TLS_SETTINGS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 
 # Role-name prefixes PostgreSQL (pg_) or a managed service keeps for its own roles: creating
 # one fails, or the provider may change or drop it.
@@ -165,6 +185,21 @@ def find_env_file(project_dir: Path, cli: Mapping[str, Any]) -> Path:
     return Path(chosen).expanduser() if chosen else project_dir / ".env"
 
 
+def _tls_from_admin_url(settings: Settings, sources: dict[str, str]) -> None:
+    """The admin URL's sslmode/sslrootcert/sslcert/sslkey count as settings given where the
+    URL was given; a TLS setting given on its own (flag, LEARNING_SSL*, profile) wins."""
+    try:
+        parts = conninfo_to_dict(str(settings.admin_url))
+    except psycopg.ProgrammingError:
+        return  # backends.external.admin_from says what is wrong with it
+    origin = "LEARNING_ADMIN_URL" if sources["admin_url"] == "environment" else (
+        "the profile's admin_url")
+    for name in TLS_SETTINGS:
+        if parts.get(name) and sources[name] in ("default", ".env (recorded)"):
+            setattr(settings, name, _convert(name, parts[name], origin))
+            sources[name] = origin
+
+
 def resolve_settings(
     project_dir: Path,
     cli: Mapping[str, Any],
@@ -190,6 +225,8 @@ def resolve_settings(
         for name, raw in values.items():
             setattr(settings, name, _convert(name, raw, origin))
             sources[name] = origin
+    if settings.admin_url:
+        _tls_from_admin_url(settings, sources)
     if settings.mode == "auto" and recorded.get("LEARNING_MODE") in MODES[1:]:
         settings.mode = recorded["LEARNING_MODE"]
         sources["mode"] = ".env (recorded)"

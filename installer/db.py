@@ -42,7 +42,8 @@ _CAUSES: tuple[tuple[str, str, str], ...] = (
      "pg_hba.conf has no line letting this role reach this database from here"),
     (r"permission denied for database|does not have connect privilege", "connect",
      "the role lacks the CONNECT privilege on this database"),
-    (r"\bssl\b|certificate|\btls|sslmode|gssapi", "tls",
+    (r"certificate|does not support ssl|ssl error|ssl is required|sslmode|\btls\b|gssapi|"
+     r"private key", "tls",
      "TLS: the server's certificate or the TLS settings do not match"),
     (r"password authentication failed|no password supplied|authentication failed|scram",
      "password", "the password was refused"),
@@ -69,7 +70,8 @@ def cause_of(error: BaseException | str) -> Cause:
 def _todo(kind: str) -> str:
     full, doctor = program.command("--full"), program.command("doctor")
     return {
-        "tls": "check the TLS settings (sslmode, the CA file) against the server's certificate",
+        "tls": "check sslmode and the CA certificate that must have signed the server's "
+               "(PGSSLMODE, PGSSLROOTCERT in .env; LEARNING_SSLMODE, LEARNING_SSLROOTCERT)",
         "pg_hba": "add a line for this role, database and address to the server's pg_hba.conf "
                   f"and reload it (native and docker mode: {full} rewrites it)",
         "connect": f"GRANT CONNECT ON DATABASE to the role as the database's owner ({full} "
@@ -80,16 +82,39 @@ def _todo(kind: str) -> str:
         "database": f"{full} creates the database; check the name in .env",
         "timeout": "check that the host and port are right and that no firewall drops the "
                    "connection",
-        "refused": f"start the server with {program.command('start')} (an external server: "
-                   "ask whoever runs it), or check the host and port",
+        "refused": f"start the server with {program.command('start')} or repair the "
+                   f"installation with {full} (an external server: ask whoever runs it); "
+                   "check the host and port",
     }.get(kind, f"repair the installation with {full}; {doctor} shows what is wrong")
+
+
+def tls_hint(info: ConnInfo, exc: BaseException) -> str | None:
+    """What to do when TLS is why libpq refused (a certificate that does not verify, a server
+    without TLS); None when it is not. Starting the server or --full would not help."""
+    text = reason(exc)
+    if "does not support SSL" in text:
+        return ("the server offers no TLS: ask whoever runs it to enable it; only on a trusted "
+                "network, set sslmode to prefer or disable (PGSSLMODE in .env, LEARNING_SSLMODE)")
+    if "client certificate" in text or "private key" in text:
+        return ("the server wants a client certificate: give it and its key (mode 0600) with "
+                "sslcert and sslkey (PGSSLCERT/PGSSLKEY in .env, LEARNING_SSLCERT/"
+                "LEARNING_SSLKEY, or the admin URL)")
+    if "certificate" not in text and "SSL error:" not in text:
+        return None  # e.g. "SSL SYSCALL error": the connection broke, not its TLS settings
+    trusted = (f"the CA certificate(s) in {info.tls.sslrootcert}" if info.tls.sslrootcert
+               else "libpq's default ~/.postgresql/root.crt")
+    return (f"sslmode {info.tls.sslmode or 'prefer'} checks the server's certificate against "
+            f"{trusted}: put there the CA certificate that signed the server's (the provider "
+            "publishes it), or point sslrootcert at it (PGSSLROOTCERT in .env, "
+            "LEARNING_SSLROOTCERT, the admin URL's sslrootcert); with verify-full the host "
+            "name must be one the certificate names")
 
 
 def unreachable(info: ConnInfo, exc: BaseException, details: str | None = None) -> ServerError:
     cause = cause_of(exc)
     return ServerError(
         f"cannot connect to {info.masked_url()}: {reason(exc)}",
-        hint=f"{cause.summary}: {cause.todo}", details=details)
+        hint=tls_hint(info, exc) or f"{cause.summary}: {cause.todo}", details=details)
 
 
 def refused(exc: psycopg.Error, doing: str = "") -> ServerError:

@@ -31,6 +31,10 @@ ENV_KEYS: dict[str, str] = {
     "LEARNING_CAPTURE_AGENT_WORK": "true: Claude Code hooks record sessions and sub-agent runs",
     "LEARNING_PROTECT_OTHER_DATABASES": "external mode, true: PUBLIC loses CONNECT on the "
                                         "admin's other databases (their users keep it)",
+    "PGSSLMODE": "external mode: TLS of every connection (libpq's sslmode, e.g. verify-full)",
+    "PGSSLROOTCERT": "external mode: the CA certificate that signed the server's (absolute path)",
+    "PGSSLCERT": "external mode: the client certificate, where the server asks for one",
+    "PGSSLKEY": "external mode: the client certificate's key",
     "LEARNING_DATA_DIR": "native mode: the instance directory (cluster, log, socket)",
     "LEARNING_PG_BINARIES": "native mode: embedded or system PostgreSQL binaries",
     "LEARNING_IMAGE": "docker mode: the PostgreSQL image",

@@ -24,6 +24,7 @@ from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
+from installer.errors import ConfigError
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.exchange.triggers import ExchangeTriggersStep
 from installer.mcp_config import ServerChoice, clients_named
@@ -59,6 +60,8 @@ class Installation:
         passwords = Passwords.from_env(recorded)
         mode = choose_mode(settings, detection, console)
         notes: list[str] = []
+        if not backends.backend_class(mode).offers_tls:
+            refuse_tls(settings, mode)
         backend = backends.backend_class(mode).build(settings, recorded, passwords, notes)
         if choose_port:
             backend.choose_port(settings, notes)
@@ -74,7 +77,8 @@ class Installation:
     def owner_conn(self) -> ConnInfo:
         s = self.settings
         admin = self.backend.admin_conn()
-        return ConnInfo(admin.host, admin.port, s.database, s.owner_role, self.passwords.owner)
+        return ConnInfo(admin.host, admin.port, s.database, s.owner_role, self.passwords.owner,
+                        admin.tls)
 
     def agent_conn(self) -> ConnInfo:
         return self.owner_conn().to(user=self.settings.agent_role,
@@ -105,7 +109,7 @@ class Installation:
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
             "LEARNING_CAPTURE_AGENT_WORK": str(self.settings.capture_agent_work).lower(),
             "LEARNING_PROTECT_OTHER_DATABASES": str(self.settings.protect_other_databases).lower(),
-        } | self.backend.recorded()
+        } | owner.tls.env() | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
         if self.settings.pgadmin or PGADMIN_EMAIL in self.recorded:  # asked for, or run before
@@ -168,6 +172,19 @@ class Installation:
             *hooks,
             ClaudeHooksStep(s.project_dir, s.capture_agent_work, s.env_file),
         ]
+
+
+def refuse_tls(settings: Settings, mode: str) -> None:
+    """Native and docker servers listen on 127.0.0.1 without TLS: asking for it there is an
+    error rather than a setting silently left unused (sslmode disable/allow/prefer is fine)."""
+    tls = settings.tls()  # an unknown sslmode is named as such first
+    asked = [f"{name} (from {settings.sources[name]})" for name, value in tls.params().items()
+             if not (name == "sslmode" and value in cred.UNVERIFIED_SSLMODES)]
+    if asked:
+        raise ConfigError(f"TLS is not offered in {mode} mode (its server listens on "
+                          f"127.0.0.1 without TLS), but {', '.join(asked)} asked for it",
+                          hint="leave the TLS settings out, or use --mode external for a server "
+                          "that has TLS")
 
 
 def auto_mode(detection: Detection) -> tuple[str, str]:

@@ -88,7 +88,8 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
     if default_port is None and "admin_url" in asked:  # a server the installer does not run
         answers["admin_url"] = questionary.text(
             "Admin connection of the server, without its password (the password goes in "
-            "LEARNING_ADMIN_PASSWORD or ~/.pgpass)", default="postgresql://postgres@HOST:5432/"
+            "LEARNING_ADMIN_PASSWORD or ~/.pgpass; add ?sslrootcert=CA-FILE to verify the "
+            "server's TLS certificate)", default="postgresql://postgres@HOST:5432/"
             "postgres", validate=_valid_admin_url).unsafe_ask()
     if "port" in asked and default_port is not None:
         answers["port"] = int(questionary.text(

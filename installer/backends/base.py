@@ -24,6 +24,7 @@ class Backend(ABC):
     owns_admin_password: ClassVar[bool] = True  # False: the admin password is not ours to keep
     may_lock_other_databases: ClassVar[bool] = True  # False: a shared server; hands off the rest
     needs_docker: ClassVar[bool] = False  # detection probes the Docker daemon for this mode
+    offers_tls: ClassVar[bool] = False  # False: its server listens on loopback, without TLS
 
     @classmethod
     @abstractmethod
