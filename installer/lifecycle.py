@@ -318,7 +318,8 @@ def _separation_finding(installation: Installation) -> Finding:
         if cause.kind in ("refused", "timeout"):
             return Finding(title, "skipped", "the server does not answer")
         return Finding(f"{agent} logs in to {database}", "failed",
-                       f"{cause.summary}: {db.reason(exc.__cause__ or exc)}", cause.todo)
+                       f"{cause.summary}: {db.reason(exc.__cause__ or exc)}",
+                       db.tls_hint(own, exc.__cause__ or exc) or cause.todo)
     reached = [name for name in others if db.answers(own.to(dbname=name), timeout=3)]
     if not reached:
         return Finding(title, "ok", f"{agent} tried {len(others)} other database(s): refused "
