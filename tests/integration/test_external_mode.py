@@ -226,3 +226,23 @@ def test_a_provider_admin_role_is_asked_to_create_pgvector(
     assert "permission denied to create extension" in result.stdout  # a vanilla server
     assert "real[] fallback; the provider's extension allow-list must hold vector" \
         in result.stdout
+
+
+def test_a_database_of_the_admins_with_our_name_is_not_taken_over(
+        project: Project, server: Cluster, admin_env: dict[str, str], names: Names) -> None:
+    """The learning database's name already taken by the admin's own database (a managed
+    server's default database, an application's): nothing is changed, the message says how."""
+    admin = admin_env["LEARNING_ADMIN_URL"].split("//")[1].split("@")[0]
+    with psycopg.connect(host="127.0.0.1", port=server.admin.port, dbname="postgres",
+                         user=admin, password=admin_env["LEARNING_ADMIN_PASSWORD"],
+                         autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names.database)))
+    result = project.run("--full", "--mode", "external", **admin_env, **names.env())
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"database {names.database} exists" in result.stderr
+    assert f"belongs to {admin}" in result.stderr and "LEARNING_DATABASE" in result.stderr
+    assert superuser_sees(server, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
+                          "datname = %s", names.database) == [(admin,)]
+    assert _public_may_connect(server, names.database)
+    assert not superuser_sees(server, "SELECT 1 FROM pg_roles WHERE rolname = ANY(%s)",
+                              [names.owner, names.agent])
