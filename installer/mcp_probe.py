@@ -151,6 +151,9 @@ def probe(launch: Launch, cwd: Path, expected: str, timeout: float = TIMEOUT) ->
                 outcome = Outcome(False, f"{outcome.detail}; its stderr: {stderr}", cause.kind,
                                   cause.todo)
             return outcome
+        except Exception as exc:  # doctor reports whatever else went wrong, and goes on
+            return Outcome(False, f"the probe failed: {exc or type(exc).__name__}", "unknown",
+                           "run the entry's command by hand to see what it says")
     answered = _answered_as(text)
     if answered != expected:  # e.g. a user-wide file still naming another checkout's database
         return Outcome(False, f"it reads as {answered}, not {expected}", "entry",
