@@ -1,7 +1,9 @@
 """External mode through a real PgBouncer in transaction mode (Debian's pgbouncer package).
 
-The server's own defaults differ from the exchange's fixed text forms (time zone, float
-digits), so a setting that got lost between transactions on the pooler shows as changed rows.
+PgBouncer ends TLS itself (its certificate is what the installer verifies) and talks to the
+server in clear text on 127.0.0.1. The server's own defaults differ from the exchange's fixed
+text forms (time zone, float digits), so a setting lost between transactions on the pooler
+shows as changed rows.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import pytest
 from psycopg import sql
 
 from installer import db
-from installer.credentials import ConnInfo
+from installer.credentials import ConnInfo, Tls
 from installer.mcp_server.database import Limits, read
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.service_user import ensure_service_user
 from tests.conftest import SERVICE_USER, Cluster, Project, free_port, start_cluster
 from tests.integration.exchange_helpers import export, migrate, seed
+from tests.integration.test_external_tls import make_ca, make_cert
 
 pytestmark = pytest.mark.required_area("pgbouncer")
 
@@ -42,9 +45,10 @@ TABLES = ("agent_metrics", "interaction_logs", "model_performance", "task_embedd
 class Pooler:
     port: int
     log: Path
+    ca: Path  # signed PgBouncer's certificate
 
     def via(self, info: ConnInfo) -> ConnInfo:
-        return info.to(port=self.port)
+        return info.to(port=self.port, tls=Tls(sslmode="verify-full", sslrootcert=str(self.ca)))
 
     def log_tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
@@ -66,11 +70,14 @@ def server(shared_tmp: Path) -> Iterator[Cluster]:
 def pooler(server: Cluster, shared_tmp: Path) -> Iterator[Pooler]:
     """PgBouncer in front of `server`: pool_mode = transaction, every database through the
     `*` fallback, SCRAM for every role looked up with auth_query as the superuser."""
-    if not os.access(PGBOUNCER, os.X_OK):
-        pytest.skip("pgbouncer is not installed (scripts/test.sh installs it as root with apt)")
+    if not os.access(PGBOUNCER, os.X_OK) or shutil.which("openssl") is None:
+        pytest.skip("pgbouncer or openssl is not installed (scripts/test.sh installs them as "
+                    "root with apt)")
     user = ensure_service_user(SERVICE_USER)  # PgBouncer refuses to run as root
     folder = shared_tmp / f"pgbouncer-{uuid.uuid4().hex[:6]}"
     folder.mkdir(mode=0o700)
+    ca = make_ca(folder, "pooler-ca")
+    make_cert(folder, ca, "pooler", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     port = free_port()
     admin = server.admin
     (folder / "userlist.txt").write_text(f'"{admin.user}" "{admin.password}"\n')
@@ -80,6 +87,8 @@ def pooler(server: Cluster, shared_tmp: Path) -> Iterator[Pooler]:
         f"auth_type = scram-sha-256\nauth_file = {folder}/userlist.txt\n"
         f"auth_user = {admin.user}\npool_mode = transaction\ndefault_pool_size = 5\n"
         "ignore_startup_parameters = extra_float_digits\n"
+        f"client_tls_sslmode = require\nclient_tls_cert_file = {folder}/pooler.crt\n"
+        f"client_tls_key_file = {folder}/pooler.key\n"
         f"logfile = {folder}/pgbouncer.log\n")
     for path in (folder, *folder.iterdir()):
         user.own(path)
@@ -88,7 +97,7 @@ def pooler(server: Cluster, shared_tmp: Path) -> Iterator[Pooler]:
     as_user = {"user": user.uid, "group": user.gid, "extra_groups": []} if user.name else {}
     process = subprocess.Popen([PGBOUNCER, str(folder / "pgbouncer.ini")], cwd="/",
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user)
-    started = Pooler(port, folder / "pgbouncer.log")
+    started = Pooler(port, folder / "pgbouncer.log", ca[0])
     try:
         _wait_listening(port, process, started)
         yield started
@@ -117,7 +126,8 @@ def admin_env(server: Cluster, pooler: Pooler) -> dict[str, str]:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
             sql.Identifier(name), sql.Literal(password)))
     tag = uuid.uuid4().hex[:8]
-    return {"LEARNING_ADMIN_URL": f"postgresql://{name}@127.0.0.1:{pooler.port}/postgres",
+    return {"LEARNING_ADMIN_URL": f"postgresql://{name}@127.0.0.1:{pooler.port}/postgres"
+                                  f"?sslmode=verify-full&sslrootcert={pooler.ca}",
             "LEARNING_ADMIN_PASSWORD": password, "LEARNING_DATABASE": f"learn_{tag}",
             "LEARNING_OWNER_ROLE": f"owner_{tag}", "LEARNING_AGENT_ROLE": f"agent_{tag}"}
 
@@ -159,6 +169,7 @@ def test_install_import_and_rerun_through_pgbouncer(
     assert "Importing agent_metrics — 10 rows: 10 imported, 0 already present" in first.stdout
     dotenv = project.read_env()
     assert dotenv["PGPORT"] == str(pooler.port)  # clients go through the pooler too
+    assert dotenv["PGSSLMODE"] == "verify-full"  # checking the pooler's certificate
     learning = ConnInfo("127.0.0.1", server.admin.port, dotenv["PGDATABASE"],
                         dotenv["PGUSER"], dotenv["PGPASSWORD"])
     for table in TABLES:  # every value arrived as it was, floats to the last bit
@@ -179,8 +190,8 @@ def test_install_import_and_rerun_through_pgbouncer(
     assert _advisory_locks(server) == 0  # no lock left behind on a pooled server connection
 
     # the agent role's settings (ALTER ROLE … SET) hold on every pooled server connection
-    agent = ConnInfo("127.0.0.1", pooler.port, dotenv["PGDATABASE"],
-                     admin_env["LEARNING_AGENT_ROLE"], dotenv["LEARNING_AGENT_PASSWORD"])
+    agent = pooler.via(learning.to(user=admin_env["LEARNING_AGENT_ROLE"],
+                                   password=dotenv["LEARNING_AGENT_PASSWORD"]))
     clients = [db.connect(agent, autocommit=True) for _ in range(3)]
     try:
         for conn in clients:
