@@ -1,4 +1,5 @@
-"""Which tables are learning data, their columns, and the session that gives stable text forms.
+"""Which tables are learning data, their columns, and the transaction settings that give stable
+text forms.
 
 A learning table is every ordinary or partitioned table in schema `public` whose primary key
 has a `uuid` column named `id` (just `id`, or e.g. `(id, created_at)` for a table partitioned

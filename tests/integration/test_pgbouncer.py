@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -31,7 +32,7 @@ from installer.mcp_server.database import Limits, read
 from installer.migrations import Migrator
 from installer.modules import select_modules
 from installer.service_user import ensure_service_user
-from tests.conftest import SERVICE_USER, Cluster, Project, free_port, start_cluster
+from tests.conftest import REPO, SERVICE_USER, Cluster, Project, free_port, start_cluster
 from tests.integration.exchange_helpers import export, migrate, seed
 from tests.integration.test_external_tls import make_ca, make_cert
 
@@ -85,7 +86,8 @@ def pooler(server: Cluster, shared_tmp: Path) -> Iterator[Pooler]:
         f"[databases]\n* = host={admin.host} port={admin.port}\n\n[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = scram-sha-256\nauth_file = {folder}/userlist.txt\n"
-        f"auth_user = {admin.user}\npool_mode = transaction\ndefault_pool_size = 5\n"
+        f"auth_user = {admin.user}\nadmin_users = {admin.user}\n"
+        "pool_mode = transaction\ndefault_pool_size = 5\n"
         "ignore_startup_parameters = extra_float_digits\n"
         f"client_tls_sslmode = require\nclient_tls_cert_file = {folder}/pooler.crt\n"
         f"client_tls_key_file = {folder}/pooler.key\n"
@@ -208,6 +210,20 @@ def test_install_import_and_rerun_through_pgbouncer(
             conn.close()
     answer = read(agent, Limits(), "SELECT count(*) AS n FROM agent_metrics")  # the MCP server
     assert answer.rows == [{"n": 10}]
+    with pytest.raises(psycopg.OperationalError, match="unsupported startup parameter"):
+        psycopg.connect(**agent.kwargs(options="-c lock_timeout=2s"))  # the pre-push hook's way
+
+    # the pooler keeps the agent's server connections; a non-superuser admin may not end them
+    refused = project.run("uninstall", "--purge", "--yes", **admin_env)
+    assert refused.returncode == 5 and "permission denied to terminate" in refused.stderr
+    with psycopg.connect(**pooler.via(server.admin).to(dbname="pgbouncer").kwargs(),
+                         autocommit=True) as console:  # what modes.md says to do
+        console.execute(f"KILL {dotenv['PGDATABASE']}")
+    purged = project.run("uninstall", "--purge", "--yes", **admin_env)
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    with psycopg.connect(**server.admin.kwargs()) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                            (dotenv["PGDATABASE"],)).fetchone() == (0,)
 
 
 def test_concurrent_migrations_through_pgbouncer_apply_each_file_once(
@@ -238,3 +254,42 @@ def test_concurrent_migrations_through_pgbouncer_apply_each_file_once(
         assert conn.execute("SELECT version FROM installer.schema_migrations ORDER BY 1"
                             ).fetchall() == [(1,), (2,), (3,)]
     assert _advisory_locks(server) == 0
+
+
+_MIGRATE = """
+import json, sys
+from pathlib import Path
+from installer.credentials import ConnInfo, Tls
+from installer.migrations import migrate_all
+login = json.loads(sys.argv[1])
+migrate_all(ConnInfo(**login, tls=Tls("verify-full", sys.argv[3])), Path(sys.argv[2]))
+"""
+
+
+def test_a_killed_migration_run_leaves_no_lock_behind_on_the_pooler(
+        server: Cluster, pooler: Pooler, tmp_path: Path) -> None:
+    module = tmp_path / "sql" / "m"
+    module.mkdir(parents=True)
+    (module / "module.yaml").write_text("description: test\n")
+    (module / "001_slow.sql").write_text("SELECT pg_sleep(20);\nCREATE TABLE t (id int);\n")
+    database = pooler.via(server.create_database())
+    login = {"host": database.host, "port": database.port, "dbname": database.dbname,
+             "user": database.user, "password": database.password}
+    run = subprocess.Popen([sys.executable, "-c", _MIGRATE, json.dumps(login),
+                            str(tmp_path / "sql"), str(pooler.ca)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 15
+        while _advisory_locks(server) == 0:  # the run holds the lock, then sleeps
+            assert run.poll() is None and time.monotonic() < deadline, pooler.log_tail()
+            time.sleep(0.1)
+    finally:
+        run.kill()
+        run.wait(10)
+    deadline = time.monotonic() + 10
+    while _advisory_locks(server):  # PgBouncer closes the killed client's server connections
+        assert time.monotonic() < deadline, "the killed run's lock is still held"
+        time.sleep(0.1)
+    (module / "001_slow.sql").write_text("CREATE TABLE t (id int);\n")  # never applied: editable
+    with db.connect(database, autocommit=True) as conn:
+        applied = Migrator(conn, select_modules(tmp_path / "sql", None)).migrate()
+    assert [m.id for m in applied] == ["m/001_slow"]
