@@ -43,6 +43,7 @@ EXCHANGE = "tests/integration/test_exchange.py"
 NATIVE = "tests/integration/test_native_install.py"
 PROMISES = "tests/integration/test_documented_promises.py"
 PLAN = "tests/integration/test_plan_and_output.py"
+POOLER = "tests/integration/test_pgbouncer.py"
 UNIT = "tests/unit"
 
 
@@ -241,6 +242,17 @@ MUTANTS = [
            'len(os.fsencode(directory / f".s.PGSQL.{int(port)}")) < _SUN_PATH',
            "len(os.fsencode(directory)) < 100",
            ("tests/integration/test_non_root_install.py",)),
+    Mutant("prepared-statements-behind-a-pooler", "installer/db.py",
+           "prepare_threshold=None)", "prepare_threshold=5)",
+           (f"{POOLER}::test_install_import_and_rerun_through_pgbouncer",)),
+    Mutant("exchange-settings-for-the-session", "installer/exchange/catalog.py",
+           "return db.transaction(conn, TRANSACTION_SETTINGS)",
+           "return db.transaction(conn, {})",
+           (f"{POOLER}::test_install_import_and_rerun_through_pgbouncer",)),
+    Mutant("migration-lock-on-the-session", "installer/migrations.py",
+           'self.holder.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY:d})")',
+           'self.conn.execute(f"SELECT pg_advisory_lock({LOCK_KEY:d})")',
+           (f"{POOLER}::test_concurrent_migrations_through_pgbouncer_apply_each_file_once",)),
 ]
 
 
