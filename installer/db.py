@@ -3,12 +3,19 @@
 Every module connects through `connect()`, so a server that cannot be reached is reported the
 same way everywhere: a `ServerError` (exit 5) naming the masked URL, libpq's reason and what to
 run. Passwords travel as keyword arguments, never on a command line.
+
+Nothing here relies on the session outliving a transaction, so every connection also works
+through a transaction pooler (PgBouncer `pool_mode = transaction`), where consecutive
+transactions of one client may run on different server connections: statements are never
+prepared by name (psycopg would after five runs of a query), and settings are SET LOCAL, in
+the transaction that needs them (`transaction()`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from installer import program
-from installer.credentials import ConnInfo
+from installer.credentials import ENV_KEYS, ConnInfo, Tls
 from installer.errors import ServerError
 
 
@@ -132,21 +139,40 @@ def refused(exc: psycopg.Error, doing: str = "") -> ServerError:
                        "--verbose for details")
 
 
-def connect(info: ConnInfo, *, autocommit: bool = False,
-            session: Mapping[str, str] | None = None, **options: Any) -> psycopg.Connection:
-    """A connection as `info`'s role; `session` settings are SET before it is returned.
+def connect(info: ConnInfo, *, autocommit: bool = False, **options: Any) -> psycopg.Connection:
+    """A connection as `info`'s role.
 
     `options` go to libpq (e.g. connect_timeout=3). Raises ServerError when the server cannot
     be reached or refuses the login.
     """
     try:
-        conn = psycopg.connect(**info.kwargs(**options), autocommit=True)
+        # prepare_threshold=None: a named prepared statement lives on one server connection,
+        # which a transaction pooler hands to another client after the transaction
+        return psycopg.connect(**info.kwargs(**options), autocommit=autocommit,
+                               prepare_threshold=None)
     except psycopg.OperationalError as exc:
         raise unreachable(info, exc) from exc
-    for name, value in (session or {}).items():
-        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-    conn.autocommit = autocommit
-    return conn
+
+
+def login(conn: psycopg.Connection) -> ConnInfo:
+    """The login `conn` was opened with (TLS settings included), to open another like it."""
+    info = conn.info
+    params = info.get_parameters()
+    return ConnInfo(info.host, info.port, info.dbname, info.user, info.password or None,
+                    Tls(**{name: params.get(name) for name in ENV_KEYS}))
+
+
+@contextmanager
+def transaction(conn: psycopg.Connection, settings: Mapping[str, str]) -> Iterator[None]:
+    """A transaction whose `settings` hold for it alone (SET LOCAL). A session-level SET would,
+    behind a transaction pooler, stay on a server connection another client gets next, while
+    this client's next transaction may run without it."""
+    with conn.transaction():
+        if settings:
+            conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+                sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Literal(value))
+                for name, value in settings.items())))
+        yield
 
 
 def one(conn: psycopg.Connection, query: str | sql.SQL | sql.Composed,

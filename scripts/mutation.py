@@ -43,6 +43,7 @@ EXCHANGE = "tests/integration/test_exchange.py"
 NATIVE = "tests/integration/test_native_install.py"
 PROMISES = "tests/integration/test_documented_promises.py"
 PLAN = "tests/integration/test_plan_and_output.py"
+POOLER = "tests/integration/test_pgbouncer.py"
 UNIT = "tests/unit"
 
 
@@ -152,7 +153,8 @@ MUTANTS = [
            (f"{MIGRATIONS}::test_out_of_order_file_is_reported_not_skipped",
             f"{PROMISES}::test_migrate_reports_out_of_order_and_applies_it_when_allowed")),
     Mutant("no-advisory-lock", "installer/migrations.py",
-           'conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))', 'conn.execute("SELECT 1")',
+           'holder.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY:d})")',
+           'holder.execute("SELECT 1")',
            (f"{MIGRATIONS}::test_two_concurrent_runs_apply_each_file_once",)),
     Mutant("commit-inside-file-allowed", "installer/migrations.py",
            "            if statement.word in _TRANSACTION_CONTROL:", "            if False:",
@@ -267,6 +269,18 @@ MUTANTS = [
     Mutant("provider-role-name-accepted", "installer/config.py",
            '    reserved = next((p for p in RESERVED_ROLE_PREFIXES if role.lower().startswith(p)), '
            'None)', "    reserved = None", (f"{UNIT}/test_precedence.py",)),
+    # -- issue 15: through a transaction pooler --------------------------------------------
+    Mutant("prepared-statements-behind-a-pooler", "installer/db.py",
+           "prepare_threshold=None)", "prepare_threshold=5)",
+           (f"{POOLER}::test_install_import_and_rerun_through_pgbouncer",)),
+    Mutant("exchange-settings-for-the-session", "installer/exchange/catalog.py",
+           "return db.transaction(conn, TRANSACTION_SETTINGS)",
+           "return db.transaction(conn, {})",
+           (f"{POOLER}::test_install_import_and_rerun_through_pgbouncer",)),
+    Mutant("migration-lock-on-the-session", "installer/migrations.py",
+           'self.holder.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY:d})")',
+           'self.conn.execute(f"SELECT pg_advisory_lock({LOCK_KEY:d})")',
+           (f"{POOLER}::test_concurrent_migrations_through_pgbouncer_apply_each_file_once",)),
 ]
 
 
