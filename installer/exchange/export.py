@@ -120,7 +120,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
         with catalog.connect(owner) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
-            with conn.transaction():
+            with catalog.transaction(conn):
                 tables = [t for t in catalog.learning_tables(conn) if valid_table_name(t.name)]
                 change_seq = _change_seq(conn)
                 schema = catalog.schema_version(conn)
