@@ -242,7 +242,7 @@ def run(rows: int, kinds: tuple[str, ...], tool: Path, admin: ConnInfo, base: Pa
         reimport_s, _, reimport_rss = timed_child(args, env)
         rss = max(rss, reimport_rss)
         peak = max(peak, rss)
-        startup = max(startup, min(w - i for w, i in zip(walls, import_times)))
+        startup = max(startup, min(w - i for w, i in zip(walls, import_times, strict=True)))
         ratio = min(psql_times) / min(import_times)
         process = min(psql_times) / min(walls)
         print(f"  {table:<22} {mb:6.0f} {min(psql_times):8.2f} {min(import_times):9.2f} "
