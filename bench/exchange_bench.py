@@ -265,7 +265,7 @@ def big_field(megabytes: int, admin: ConnInfo, base: Path, env: dict[str, str]) 
         conn.execute("INSERT INTO interaction_logs (from_agent, to_agent, message_type, "
                      "response) SELECT 'a', 'b', 'big', string_agg(md5(g::text) || "
                      "CASE WHEN g %% 1000 = 0 THEN chr(34) || ',' || chr(10) ELSE '' END, '') "
-                     "FROM generate_series(1, %s) g", (megabytes * 1_000_000 // 32,))
+                     "FROM generate_series(1, %s) g", ((megabytes << 20) // 32,))
     child = [sys.executable, "-c", CHILD, str(REPO)]
     exports = base / "big-exports"
     export_s, _, export_rss = timed_child([*child, "export", source.host, str(source.port),

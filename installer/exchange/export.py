@@ -4,7 +4,10 @@ All tables are read in one REPEATABLE READ snapshot with `COPY (SELECT … ORDER
 key>) TO STDOUT` and streamed to temp files beside their targets while being hashed. Only when
 every table succeeded are changed files renamed into place, then the manifest and summary are
 written; a file whose bytes did not change is not touched. Tables that the exporting database
-does not have (a module not installed here) keep their files and manifest entries.
+does not have (a module not installed here) keep their files and manifest entries. A row
+above WIDE_ROW_BYTES is written field by field, its big fields in chunks (memory stays
+bounded). Before the snapshot, tombstones older than the kept days that the previous export
+holds are purged (tombstones.purge).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from psycopg import sql
 from installer import program
 from installer.credentials import ConnInfo
 from installer.errors import DataError
-from installer.exchange import catalog
+from installer.exchange import catalog, tombstones
 from installer.exchange.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -50,6 +53,7 @@ class ExportResult:
     manifest: Manifest
     changed_files: list[str] = field(default_factory=list)  # relative to exports/
     change_seq: int | None = None  # exchange_change_seq when nothing else was writing
+    purged: int = 0  # tombstones older than learning.tombstone_days, exported before
 
     @property
     def changed(self) -> bool:
@@ -236,6 +240,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
     pending: list[_Pending] = []
     try:
         with catalog.connect(owner) as conn:
+            purged = tombstones.purge(conn, exports_dir / table_file(catalog.TOMBSTONES))
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             with conn.transaction():
@@ -255,7 +260,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
     kept = {n: e for n, e in (old.tables.items() if old else ())
             if n not in {t.name for t in tables} and (exports_dir / e.file).exists()}
     manifest = Manifest(schema, {**kept, **{p.entry.name: p.entry for p in pending}})
-    result = ExportResult(manifest, change_seq=change_seq)
+    result = ExportResult(manifest, change_seq=change_seq, purged=purged)
     for item in pending:
         if item.target.exists() and sha256_file(item.target) == item.entry.sha256:
             item.tmp.unlink()

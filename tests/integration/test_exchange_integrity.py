@@ -261,3 +261,45 @@ def test_wide_fields_are_exported_in_chunks_byte_for_byte(
         assert error == ""
         for table in ("interaction_logs", "learning_events"):
             assert rows(other, table) == rows(db, table)
+
+
+def _tombstones(db: ConnInfo) -> set[str]:
+    return {str(r[0]) for r in _sql(db, "SELECT row_id FROM exchange_tombstones")}
+
+
+def _exported_tombstones(folder: Path) -> set[str]:
+    text = (folder / "csv" / "exchange_tombstones.csv").read_text()
+    return {line.split(",")[2] for line in text.splitlines()[1:]}
+
+
+def test_old_tombstones_are_purged_once_exported(db: ConnInfo, tmp_path: Path) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    for i in ids:
+        _sql(db, "INSERT INTO model_performance (id, model_name, accuracy) VALUES (%s, 'm', 0.5)",
+             i)
+    a, b, c, d, e = ids
+    _sql(db, "DELETE FROM model_performance WHERE id = ANY (%s::uuid[])", [a, b, c])
+    backdate = "UPDATE exchange_tombstones SET deleted_at = now() - %s::interval " \
+               "WHERE row_id = ANY (%s::uuid[])"
+    _sql(db, backdate, "100 days", [a])
+    out = tmp_path / "exports"
+    export(db, out)  # a is old but was never exported: it stays, and is exported now
+    assert _tombstones(db) == _exported_tombstones(out) == {a, b, c}
+    _sql(db, backdate, "91 days", [b])  # exported (with a later time) and now old
+    _sql(db, backdate, "20 days", [c])  # exported, younger than 90 days
+    _sql(db, "DELETE FROM model_performance WHERE id = %s", d)
+    _sql(db, backdate, "200 days", [d])  # old, but never exported
+    result = run_export(db, out, Console(quiet=True))
+    assert result.purged == 2
+    assert _tombstones(db) == _exported_tombstones(out) == {c, d}
+    _sql(db, "DELETE FROM model_performance WHERE id = %s", e)
+    with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{name}" SET learning.tombstone_days = 10')
+    assert run_export(db, out, Console(quiet=True)).purged == 2  # c and d: exported, > 10 days
+    assert _tombstones(db) == _exported_tombstones(out) == {e}
+    with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET learning.tombstone_days = \'soon\'')
+    with pytest.raises(DataError, match="learning.tombstone_days is 'soon'"):
+        run_export(db, out, Console(quiet=True))
+    assert _exported_tombstones(out) == {e}  # nothing changed
