@@ -300,6 +300,6 @@ def test_old_tombstones_are_purged_once_exported(db: ConnInfo, tmp_path: Path) -
     assert _tombstones(db) == _exported_tombstones(out) == {e}
     with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" SET learning.tombstone_days = \'soon\'')
-    with pytest.raises(DataError, match="learning.tombstone_days is 'soon'"):
+    with pytest.raises(DataError, match=r"learning\.tombstone_days is 'soon'"):
         run_export(db, out, Console(quiet=True))
     assert _exported_tombstones(out) == {e}  # nothing changed
