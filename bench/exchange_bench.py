@@ -154,9 +154,14 @@ def main() -> None:
 
 
 def new_db(admin: ConnInfo, name: str) -> ConnInfo:
+    """A migrated database; with pgvector when the server has it (as the installer does), so
+    embeddings are vector(768) there and real[] on a server without it."""
     with psycopg.connect(**admin.kwargs(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     db = admin.to(dbname=name)
+    with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
+        if conn.execute("SELECT FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+            conn.execute("CREATE EXTENSION vector")
     migrate_all(db, REPO / "sql")
     return db
 
