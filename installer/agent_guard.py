@@ -24,7 +24,7 @@ from psycopg import sql
 from installer import db
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
-from installer.steps import Check, Step, ok
+from installer.steps import Check, DatabaseStep, ok
 
 LARGE_OBJECT_CREATORS = ("lo_creat(integer)", "lo_create(oid)", "lo_from_bytea(oid,bytea)",
                          "lo_import(text)", "lo_import(text,oid)")
@@ -59,21 +59,20 @@ class AgentGuard:
     agent: str
     ours: frozenset[str]
 
-    def excess(self) -> list[Excess]:
-        with db.connect(self.admin, autocommit=True) as conn:
-            oid = conn.execute("SELECT oid FROM pg_roles WHERE rolname = %s",
-                               (self.agent,)).fetchone()
-            if oid is None:
-                return []
-            superuser = _one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            found = [*self._memberships(conn, oid[0]), *self._ownership(conn, oid[0]),
-                     *self._tables(conn), *self._schemas(conn), *self._functions(conn),
-                     *self._default_privileges(conn, oid[0])]
-            if superuser:  # acts as each object's owner, whoever it is
-                found += self._large_object_creators(conn)
-                for item in found:
-                    item.as_admin = True
-            return found
+    def excess(self, conn: psycopg.Connection) -> list[Excess]:
+        """What the agent holds beyond ours; `conn` is the admin's, in the learning database."""
+        oid = conn.execute("SELECT oid FROM pg_roles WHERE rolname = %s", (self.agent,)).fetchone()
+        if oid is None:
+            return []
+        superuser = _one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        found = [*self._memberships(conn, oid[0]), *self._ownership(conn, oid[0]),
+                 *self._tables(conn), *self._schemas(conn), *self._functions(conn),
+                 *self._default_privileges(conn, oid[0])]
+        if superuser:  # acts as each object's owner, whoever it is
+            found += self._large_object_creators(conn)
+            for item in found:
+                item.as_admin = True
+        return found
 
     def repair(self, found: list[Excess]) -> None:
         for as_admin in (True, False):
@@ -184,18 +183,17 @@ def large_objects(admin: ConnInfo) -> list[str]:
             "SELECT oid, pg_get_userbyid(lomowner) FROM pg_largeobject_metadata ORDER BY oid")]
 
 
-class AgentGuardStep(Step):
+class AgentGuardStep(DatabaseStep):
     title = "Agent role holds no privilege beyond reading and agent_api"
+    autocommit = True
 
     def __init__(self, admin: ConnInfo, owner: ConnInfo, agent: str, ours: frozenset[str]):
         self.guard = AgentGuard(admin.to(dbname=owner.dbname), owner, agent, ours)
+        super().__init__(self.guard.admin)
         self.found: list[Excess] = []
 
-    def check(self) -> Check:
-        try:
-            self.found = self.guard.excess()
-        except (psycopg.OperationalError, ServerError):
-            return Check("blocked", "after the learning database exists")
+    def check_in(self, conn: psycopg.Connection) -> Check:
+        self.found = self.guard.excess(conn)
         if not self.found:
             return ok()
         return Check("repair", "; ".join(e.what for e in self.found))

@@ -13,10 +13,11 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from installer import commands, db, lifecycle, locking, program, show_config
-from installer.config import MODES
+from installer import commands, db, lifecycle, locking, mcp_config, program, show_config
+from installer.config import MODES, TLS_SETTINGS
 from installer.console import Console
 from installer.context import Command, RunContext
+from installer.credentials import SSLMODES
 from installer.errors import ConfigError, ExitCode, InstallerError, file_problem
 from installer.mcp_server import command as mcp_server_command
 from installer.pgadmin import command as pgadmin_command
@@ -75,13 +76,23 @@ def _common_options() -> _Parser:
     where.add_argument("--env-file", type=Path, help="path of the .env file to write")
     where.add_argument("--health-timeout", type=float, help="seconds to wait for the server")
     where.add_argument("--mcp-clients", metavar="A,B",
-                       help="MCP clients to configure: claude-code, cursor, vscode, "
-                       "claude-desktop, gemini, codex (comma-separated; empty for none)")
+                       help=f"MCP clients to configure: {', '.join(mcp_config.CLIENTS)} "
+                       "(comma-separated; empty for none)")
     where.add_argument("--with-pgadmin", dest="pgadmin", action="store_true",
                        help="also run pgAdmin 4 on 127.0.0.1 (LEARNING_PGADMIN=1)")
     where.add_argument("--capture-agent-work", action=argparse.BooleanOptionalAction,
                        help="Claude Code hooks record sessions and sub-agent runs in the "
                        "learning tables (default on; --no-capture-agent-work removes them)")
+    tls = common.add_argument_group("TLS (external mode; see docs/modes.md)")
+    tls.add_argument("--sslmode", choices=SSLMODES,
+                     help="libpq's sslmode for every connection (default: verify-full with a "
+                     "root certificate, else require; LEARNING_SSLMODE)")
+    tls.add_argument("--sslrootcert", type=Path, metavar="FILE",
+                     help="CA certificate(s) that signed the server's (LEARNING_SSLROOTCERT)")
+    tls.add_argument("--sslcert", type=Path, metavar="FILE",
+                     help="client certificate, where the server asks for one (LEARNING_SSLCERT)")
+    tls.add_argument("--sslkey", type=Path, metavar="FILE",
+                     help="the client certificate's key (LEARNING_SSLKEY)")
     where.add_argument("--yes", "-y", action="store_true",
                        help="answer yes; never prompt (also LEARNING_YES=1)")
     where.add_argument("--profile", metavar="NAME|PATH",
@@ -166,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags_from(args: argparse.Namespace) -> dict[str, Any]:
     names = ("mode", "binaries", "data_dir", "port", "database", "env_file", "health_timeout",
-             "image", "mcp_clients", "pgadmin", "capture_agent_work")
+             "image", "mcp_clients", "pgadmin", "capture_agent_work", *TLS_SETTINGS)
     return {name: getattr(args, name, None) for name in names}
 
 

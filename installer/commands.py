@@ -55,6 +55,8 @@ def _report_detection(installation: Installation, console: Console) -> None:
                  f"port {b.get('port')}")
     if b.get("binaries_why"):
         console.info(f"  binaries: {b['binaries_why']}")
+    if b.get("tls"):
+        console.info(f"  TLS: {b['tls']}")
 
 
 _PORT_ATTEMPTS = 3  # another program may take the chosen port before the server binds it

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from installer import backends
+from installer.credentials import Tls
 from installer.errors import ConfigError
 
 MODES = (backends.AUTO, *backends.modes())
@@ -53,7 +57,17 @@ class Settings:
     pgadmin_image: str = "dpage/pgadmin4"  # docker mode
     pgadmin_port: int | None = None  # None: the next free port from 5050
     modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
+    # TLS, libpq's keywords (credentials.Tls); external mode defaults to require/verify-full
+    sslmode: str | None = None
+    sslrootcert: Path | None = None
+    sslcert: Path | None = None
+    sslkey: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
+
+    def tls(self) -> Tls:
+        """The TLS settings, checked: a known sslmode, certificate files that exist."""
+        return Tls.checked({name: getattr(self, name) for name in TLS_SETTINGS},
+                           {name: self.sources.get(name, "the settings") for name in TLS_SETTINGS})
 
     @property
     def env_path(self) -> Path:
@@ -96,7 +110,13 @@ _ENVIRONMENT = {
     "pgadmin_image": ("LEARNING_PGADMIN_IMAGE", "LEARNING_PGADMIN_IMAGE"),
     "pgadmin_port": ("LEARNING_PGADMIN_PORT", "PGADMIN_PORT"),
     "capture_agent_work": ("LEARNING_CAPTURE_AGENT_WORK", "LEARNING_CAPTURE_AGENT_WORK"),
+    # recorded under libpq's own names, so psql, pg_dump and the hooks read them from .env too
+    "sslmode": ("LEARNING_SSLMODE", "PGSSLMODE"),
+    "sslrootcert": ("LEARNING_SSLROOTCERT", "PGSSLROOTCERT"),
+    "sslcert": ("LEARNING_SSLCERT", "PGSSLCERT"),
+    "sslkey": ("LEARNING_SSLKEY", "PGSSLKEY"),
 }
+TLS_SETTINGS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 
 
 def recorded_keys() -> set[str]:
@@ -156,6 +176,21 @@ def find_env_file(project_dir: Path, cli: Mapping[str, Any]) -> Path:
     return Path(chosen).expanduser() if chosen else project_dir / ".env"
 
 
+def _tls_from_admin_url(settings: Settings, sources: dict[str, str]) -> None:
+    """The admin URL's sslmode/sslrootcert/sslcert/sslkey count as settings given where the
+    URL was given; a TLS setting given on its own (flag, LEARNING_SSL*, profile) wins."""
+    try:
+        parts = conninfo_to_dict(str(settings.admin_url))
+    except psycopg.ProgrammingError:
+        return  # backends.external.admin_from says what is wrong with it
+    origin = "LEARNING_ADMIN_URL" if sources["admin_url"] == "environment" else (
+        "the profile's admin_url")
+    for name in TLS_SETTINGS:
+        if parts.get(name) and sources[name] in ("default", ".env (recorded)"):
+            setattr(settings, name, _convert(name, parts[name], origin))
+            sources[name] = origin
+
+
 def resolve_settings(
     project_dir: Path,
     cli: Mapping[str, Any],
@@ -181,6 +216,8 @@ def resolve_settings(
         for name, raw in values.items():
             setattr(settings, name, _convert(name, raw, origin))
             sources[name] = origin
+    if settings.admin_url:
+        _tls_from_admin_url(settings, sources)
     if settings.mode == "auto" and recorded.get("LEARNING_MODE") in MODES[1:]:
         settings.mode = recorded["LEARNING_MODE"]
         sources["mode"] = ".env (recorded)"

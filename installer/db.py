@@ -24,11 +24,34 @@ def reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def tls_hint(info: ConnInfo, exc: BaseException) -> str | None:
+    """What to do when TLS is why libpq refused (a certificate that does not verify, a server
+    without TLS); None when it is not. Starting the server or --full would not help."""
+    text = reason(exc)
+    if "does not support SSL" in text:
+        return ("the server offers no TLS: ask whoever runs it to enable it; only on a trusted "
+                "network, set sslmode to prefer or disable (PGSSLMODE in .env, LEARNING_SSLMODE)")
+    if "client certificate" in text or "private key" in text:
+        return ("the server wants a client certificate: give it and its key (mode 0600) with "
+                "sslcert and sslkey (PGSSLCERT/PGSSLKEY in .env, LEARNING_SSLCERT/"
+                "LEARNING_SSLKEY, or the admin URL)")
+    if "certificate" not in text and "SSL error:" not in text:
+        return None  # e.g. "SSL SYSCALL error": the connection broke, not its TLS settings
+    trusted = (f"the CA certificate(s) in {info.tls.sslrootcert}" if info.tls.sslrootcert
+               else "libpq's default ~/.postgresql/root.crt")
+    return (f"sslmode {info.tls.sslmode or 'prefer'} checks the server's certificate against "
+            f"{trusted}: put there the CA certificate that signed the server's (the provider "
+            "publishes it), or point sslrootcert at it (PGSSLROOTCERT in .env, "
+            "LEARNING_SSLROOTCERT, the admin URL's sslrootcert); with verify-full the host "
+            "name must be one the certificate names")
+
+
 def unreachable(info: ConnInfo, exc: BaseException, details: str | None = None) -> ServerError:
     return ServerError(
         f"cannot connect to {info.masked_url()}: {reason(exc)}",
-        hint=f"start the server with {program.command('start')}, or repair the installation "
-        f"with {program.command('--full')}; {program.command('doctor')} shows what is wrong",
+        hint=tls_hint(info, exc) or f"start the server with {program.command('start')}, or "
+        f"repair the installation with {program.command('--full')}; "
+        f"{program.command('doctor')} shows what is wrong",
         details=details)
 
 

@@ -24,6 +24,7 @@ from installer.console import Console
 from installer.credentials import ConnInfo, Passwords
 from installer.detect import Detection, detect
 from installer.envfile import read_env
+from installer.errors import ConfigError
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.exchange.triggers import ExchangeTriggersStep
 from installer.mcp_config import ServerChoice, clients_named
@@ -58,6 +59,8 @@ class Installation:
         passwords = Passwords.from_env(recorded)
         mode = choose_mode(settings, detection, console)
         notes: list[str] = []
+        if not backends.backend_class(mode).offers_tls:
+            refuse_tls(settings, mode)
         backend = backends.backend_class(mode).build(settings, recorded, passwords, notes)
         if choose_port:
             backend.choose_port(settings, notes)
@@ -73,7 +76,8 @@ class Installation:
     def owner_conn(self) -> ConnInfo:
         s = self.settings
         admin = self.backend.admin_conn()
-        return ConnInfo(admin.host, admin.port, s.database, s.owner_role, self.passwords.owner)
+        return ConnInfo(admin.host, admin.port, s.database, s.owner_role, self.passwords.owner,
+                        admin.tls)
 
     def agent_conn(self) -> ConnInfo:
         return self.owner_conn().to(user=self.settings.agent_role,
@@ -103,7 +107,7 @@ class Installation:
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
             "LEARNING_CAPTURE_AGENT_WORK": str(self.settings.capture_agent_work).lower(),
-        } | self.backend.recorded()
+        } | owner.tls.env() | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
         if self.settings.pgadmin or PGADMIN_EMAIL in self.recorded:  # asked for, or run before
@@ -164,15 +168,35 @@ class Installation:
         ]
 
 
+def refuse_tls(settings: Settings, mode: str) -> None:
+    """Native and docker servers listen on 127.0.0.1 without TLS: asking for it there is an
+    error rather than a setting silently left unused (sslmode disable/allow/prefer is fine)."""
+    tls = settings.tls()  # an unknown sslmode is named as such first
+    asked = [f"{name} (from {settings.sources[name]})" for name, value in tls.params().items()
+             if not (name == "sslmode" and value in cred.UNVERIFIED_SSLMODES)]
+    if asked:
+        raise ConfigError(f"TLS is not offered in {mode} mode (its server listens on "
+                          f"127.0.0.1 without TLS), but {', '.join(asked)} asked for it",
+                          hint="leave the TLS settings out, or use --mode external for a server "
+                          "that has TLS")
+
+
+def auto_mode(detection: Detection) -> tuple[str, str]:
+    """What `--mode auto` picks, and why: docker when a daemon answers and we are not inside a
+    container, else native."""
+    if detection.in_container:
+        return NativeBackend.mode, ("running inside a container (no sibling containers; "
+                                    "--mode docker uses a mounted Docker socket)")
+    if detection.docker_daemon is None:
+        return NativeBackend.mode, f"no Docker daemon answered ({detection.docker_problem})"
+    return DockerBackend.mode, f"a Docker daemon answered (engine {detection.docker_daemon})"
+
+
 def choose_mode(settings: Settings, detection: Detection, console: Console) -> str:
-    """auto: docker when a daemon answers and we are not inside a container, else native."""
+    """The mode asked for; for auto, `auto_mode`'s choice, saying why when it is native."""
     if settings.mode != backends.AUTO:
         return settings.mode  # docker without a daemon fails clearly in DockerBackend.build
-    if detection.in_container:
-        console.info("running inside a container: using native mode (no sibling containers; "
-                     "--mode docker uses a mounted Docker socket)")
-        return NativeBackend.mode
-    if detection.docker_daemon is None:
-        console.info(f"no Docker daemon answered ({detection.docker_problem}); using native mode")
-        return NativeBackend.mode
-    return DockerBackend.mode
+    mode, why = auto_mode(detection)
+    if mode == NativeBackend.mode:
+        console.info(f"{why}: using native mode")
+    return mode

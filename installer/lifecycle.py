@@ -65,7 +65,7 @@ def _run_tool(tool: Path, args: list[str], conn: ConnInfo) -> subprocess.Complet
         raise EnvironmentProblem(f"{tool.name} is missing: no {tool}",
                                  hint="install the PostgreSQL client tools that match the server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(PGPASSWORD=conn.password or "", PGCONNECT_TIMEOUT="10")
+    env.update(PGPASSWORD=conn.password or "", PGCONNECT_TIMEOUT="10", **conn.tls.env())
     command = [str(tool), "--host", conn.host, "--port", str(conn.port), "--username", conn.user,
                *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False,

@@ -24,6 +24,7 @@ import yaml
 
 from installer import program
 from installer.config import BINARIES, MCP_SERVERS, MODES, Settings
+from installer.credentials import SSLMODES
 from installer.errors import ConfigError
 from installer.fileutil import write_atomic
 from installer.mcp_config import CLIENTS
@@ -32,6 +33,7 @@ NOT_IN_PROFILE = ("project_dir", "sources")
 META_KEYS = {"description": str}  # for people; not a setting
 CHOICES: dict[str, tuple[str, ...]] = {
     "mode": MODES, "binaries": BINARIES, "mcp_clients": tuple(CLIENTS), "mcp_server": MCP_SERVERS,
+    "sslmode": SSLMODES,
 }
 RANGES: dict[str, tuple[float, float]] = {"port": (1, 65535), "health_timeout": (1, 3600),
                                           "mcp_timeout": (1, 3600), "mcp_max_rows": (1, 10000)}

@@ -18,7 +18,7 @@ from psycopg import sql
 from installer import db
 from installer.credentials import ConnInfo
 from installer.errors import ServerError
-from installer.steps import Check, State, Step, ok
+from installer.steps import Check, DatabaseStep, State, Step, ok
 
 
 @dataclass(frozen=True)
@@ -229,14 +229,15 @@ class VectorExtensionStep(Step):
         return "installed"
 
 
-class AgentGrantsStep(Step):
+class AgentGrantsStep(DatabaseStep):
     """After migrations: the agent role reads every table of the learning schema and executes
     the agent_api functions our migrations create, nothing more (see agent_guard.py)."""
 
     title = "Read-only grants for the agent role"
+    autocommit = True
 
     def __init__(self, owner: ConnInfo, agent: str, ours: frozenset[str]):
-        self.owner = owner
+        super().__init__(owner)
         self.agent = agent
         self.api = sorted(name for name in ours if name.startswith("agent_api."))
 
@@ -253,12 +254,9 @@ class AgentGrantsStep(Step):
             (self.api, self.agent, self.agent))]
         return tables, functions
 
-    def check(self) -> Check:
+    def check_in(self, conn: psycopg.Connection) -> Check:
         try:
-            with db.connect(self.owner) as conn:
-                tables, functions = self._missing(conn)
-        except (psycopg.OperationalError, ServerError):
-            return Check("blocked", "after the learning database exists")
+            tables, functions = self._missing(conn)
         except psycopg.errors.UndefinedObject:  # the role was dropped: the roles step recreates it
             return Check("blocked", f"after role {self.agent} exists again")
         missing = ([f"SELECT on {len(tables)} table(s)"] if tables else []) + (
@@ -267,7 +265,7 @@ class AgentGrantsStep(Step):
 
     def apply(self, check: Check) -> str:
         agent = sql.Identifier(self.agent)
-        with db.connect(self.owner, autocommit=True) as conn:
+        with db.connect(self.conn, autocommit=True) as conn:
             conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(agent))
             conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON "
                                  "TABLES TO {}").format(agent))

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from installer import backends, program
-from installer.backends.docker import DockerBackend
-from installer.backends.native import NativeBackend
 from installer.config import Settings, find_env_file, resolve_settings
 from installer.console import Console
-from installer.detect import Detection, detect
+from installer.detect import detect
 from installer.envfile import read_env
+from installer.installation import auto_mode
 from installer.mcp_config import CLIENTS
 from installer.ports import next_free_port
 from installer.profile import Profile, load_profile, save_profile
@@ -47,14 +46,6 @@ def _may_ask(project_dir: Path, args: argparse.Namespace, cli: dict[str, Any],
     if getattr(args, "yes", False) or console.quiet or getattr(args, "print_config", False):
         return False
     return interactive() and not read_env(find_env_file(project_dir, cli))
-
-
-def recommended_mode(detection: Detection) -> tuple[str, str]:
-    if detection.docker_daemon and not detection.in_container:
-        return DockerBackend.mode, f"a Docker daemon answered (engine {detection.docker_daemon})"
-    if detection.docker_daemon is None:
-        return NativeBackend.mode, "no Docker daemon answered"
-    return NativeBackend.mode, "the installer runs inside a container"
 
 
 def _port_default(default: int, settings: Settings) -> int:
@@ -87,7 +78,7 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
         detection = detect()
     mode = settings.mode
     if "mode" in asked:
-        mode, why = recommended_mode(detection)
+        mode, why = auto_mode(detection)
         mode = answers["mode"] = questionary.select(
             f"Where should PostgreSQL run? (recommended: {mode}, because {why})",
             choices=[Choice(f"{name} — {backend.summary}", value=name)
@@ -97,7 +88,8 @@ def run_wizard(project_dir: Path, cli: dict[str, Any], console: Console) -> Prof
     if default_port is None and "admin_url" in asked:  # a server the installer does not run
         answers["admin_url"] = questionary.text(
             "Admin connection of the server, without its password (the password goes in "
-            "LEARNING_ADMIN_PASSWORD or ~/.pgpass)", default="postgresql://postgres@HOST:5432/"
+            "LEARNING_ADMIN_PASSWORD or ~/.pgpass; add ?sslrootcert=CA-FILE to verify the "
+            "server's TLS certificate)", default="postgresql://postgres@HOST:5432/"
             "postgres", validate=_valid_admin_url).unsafe_ask()
     if "port" in asked and default_port is not None:
         answers["port"] = int(questionary.text(

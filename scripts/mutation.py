@@ -188,8 +188,8 @@ MUTANTS = [
            "if False:",
            (f"{EXCHANGE}::test_export_twice_gives_identical_bytes_and_rewrites_nothing",)),
     Mutant("import-reruns-every-time", "installer/exchange/sync.py",
-           "return None if state.recorded(conn) == source.fingerprint else source",
-           "return source",
+           "return source.manifest is not None and state.recorded(conn) == source.fingerprint",
+           "return False",
            ("tests/integration/test_exchange_install.py::"
             "test_install_imports_exports_once_and_export_changes_nothing",)),
     Mutant("import-row-count-unchecked", "installer/exchange/import_.py",
@@ -236,6 +236,10 @@ MUTANTS = [
            '"default_transaction_read_only=on", "statement_timeout=30s"',
            '"default_transaction_read_only=off", "statement_timeout=30s"',
            (f"{PROMISES}::test_agent_role_sessions_are_read_only_with_a_30s_timeout",)),
+    Mutant("socket-name-not-counted", "installer/backends/native.py",
+           'len(os.fsencode(directory / f".s.PGSQL.{int(port)}")) < _SUN_PATH',
+           "len(os.fsencode(directory)) < 100",
+           ("tests/integration/test_non_root_install.py",)),
 ]
 
 

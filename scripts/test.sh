@@ -27,6 +27,8 @@ missing=()
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 command -v npx >/dev/null 2>&1 || missing+=(nodejs npm)
+# the external-mode TLS tests make their CA and certificates with the openssl command
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # the pgAdmin tests drive Debian's chromium through Playwright (never its own browser download)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,7 +2,8 @@
 
 Every cluster lives under a world-traversable temp directory (the server runs as an
 unprivileged user when the tests run as root), listens on a free port, and is stopped at the
-end of the session. Tests that need a database get a fresh one in a shared cluster.
+end of the session, or by the next session when this one is killed (tests/sessions.py).
+Tests that need a database get a fresh one in a shared cluster.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from psycopg import sql
 from installer.backends.native import NativeBackend
 from installer.binaries import PgBinaries, embedded_binaries, system_binaries
 from installer.credentials import ConnInfo
+from tests import sessions
+from tests.sessions import wait_gone
 
 pytest_plugins = ["tests.required_areas"]
 
@@ -43,9 +44,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def shared_tmp() -> Iterator[Path]:
-    """A temp directory every user can traverse (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="learning-tests-"))
+    """A temp directory every user can traverse (pytest's tmp_path is private to root), marked
+    as this session's; first, what sessions that died left running is stopped and removed."""
+    sessions.sweep()
+    path = Path(tempfile.mkdtemp(prefix=sessions.PREFIX))
     path.chmod(0o755)
+    sessions.claim(path)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -177,22 +181,6 @@ def project(tmp_path: Path, shared_tmp: Path) -> Iterator[Project]:
 
 def stop_instance(instance_dir: Path) -> None:
     """Stop whatever server a test left running in `instance_dir` (immediate shutdown)."""
-    pidfile = instance_dir / "pgdata" / "postmaster.pid"
-    try:
-        pid = int(pidfile.read_text().split("\n", 1)[0])
-        os.kill(pid, signal.SIGQUIT)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return
-    wait_gone(pid)
-
-
-def wait_gone(pid: int, timeout: float = 10) -> None:
-    """Wait until process `pid` has exited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still alive after {timeout} s")
+    pid = sessions.stop_postmaster(instance_dir / "pgdata" / "postmaster.pid")
+    if pid is not None:
+        wait_gone(pid)

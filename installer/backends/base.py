@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from installer.credentials import ConnInfo, Passwords
+from installer.errors import ConfigError
 from installer.steps import Step
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ class Backend(ABC):
     owns_admin_password: ClassVar[bool] = True  # False: the admin password is not ours to keep
     may_lock_other_databases: ClassVar[bool] = True  # False: a shared server; hands off the rest
     needs_docker: ClassVar[bool] = False  # detection probes the Docker daemon for this mode
+    offers_tls: ClassVar[bool] = False  # False: its server listens on loopback, without TLS
 
     @classmethod
     @abstractmethod
@@ -77,6 +79,15 @@ class Backend(ABC):
         """A file that commands changing this server lock (see locking.py); None: the
         checkout's lock is enough."""
         return None
+
+
+def refuse_lost_admin_password(settings: Settings, passwords: Passwords, data: str | None,
+                               hint: str) -> None:
+    """`data` (a cluster, a volume) exists, None when it does not: when `.env` holds no admin
+    password for it, a new one would never work; `hint` says how to restore or start over."""
+    if data is not None and "admin" in passwords.generated:
+        raise ConfigError(f"{data} exists but {settings.env_path} holds no admin password for it "
+                          "(was .env deleted?)", hint=hint)
 
 
 _REGISTRY: dict[str, type[Backend]] = {}

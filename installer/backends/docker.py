@@ -27,9 +27,9 @@ from docker.models.containers import Container
 from requests import RequestException
 
 from installer import db, program
-from installer.backends.base import Backend, register
+from installer.backends.base import Backend, refuse_lost_admin_password, register
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
-from installer.errors import ConfigError, EnvironmentProblem, ServerError
+from installer.errors import EnvironmentProblem, ServerError
 from installer.health import wait_until_healthy
 from installer.ports import decide_port
 from installer.steps import Check, Step, ok
@@ -170,15 +170,13 @@ class DockerBackend(Backend):
               notes: list[str]) -> Self:
         backend = cls(client=connect(), spec=docker_spec(settings), password=passwords.admin,
                       health_timeout=settings.health_timeout)
-        if backend.volume_exists() and "admin" in passwords.generated:
-            # the image set the password when it first initialised the volume; a new one never
-            # works
-            raise ConfigError(
-                f"the data volume {backend.spec.volume} exists but {settings.env_path} holds no "
-                "admin password for it (was .env deleted?)",
-                hint="restore .env from a backup; or, to start over and delete that volume's "
-                f"data, run `docker rm -f {backend.spec.name}; docker volume rm "
-                f"{backend.spec.volume}`")
+        # the image set the password when it first initialised the volume
+        refuse_lost_admin_password(
+            settings, passwords,
+            f"the data volume {backend.spec.volume}" if backend.volume_exists() else None,
+            hint="restore .env from a backup; or, to start over and delete that volume's "
+            f"data, run `docker rm -f {backend.spec.name}; docker volume rm "
+            f"{backend.spec.volume}`")
         return backend
 
     def choose_port(self, settings: Settings, notes: list[str]) -> None:

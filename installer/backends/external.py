@@ -5,13 +5,16 @@ from the environment (`LEARNING_ADMIN_URL`, password inside it, in `LEARNING_ADM
 or in ~/.pgpass) or from a profile — never from the command line — and is never written to
 `.env`. It needs CREATEDB and CREATEROLE, not superuser. Without it, everything that only
 needs to be checked (status, a re-run of a healthy installation) runs as the owner role from
-`.env`; only creating or repairing roles and the database needs the admin.
+`.env`; only creating or repairing roles and the database needs the admin. Every connection
+uses TLS (`tls_for`): verify-full when a root certificate is given, require otherwise, unless
+turned off (with a warning).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
@@ -20,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from installer import db
 from installer.backends.base import Backend, register
-from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
+from installer.credentials import ADMIN_PASSWORD, UNVERIFIED_SSLMODES, ConnInfo, Passwords, Tls
 from installer.errors import ConfigError, ServerError
 from installer.health import wait_until_healthy
 from installer.provision import Roles
@@ -33,9 +36,39 @@ ADMIN_URL = "LEARNING_ADMIN_URL"
 REACH_TIMEOUT = 10.0  # an external server either answers or not; no start-up to wait for
 
 
-def admin_from(settings: Settings, environ: Mapping[str, str] = os.environ) -> ConnInfo | None:
+def tls_for(settings: Settings, notes: list[str]) -> Tls:
+    """The TLS of every connection to the server (config.py folds the admin URL's sslmode and
+    sslrootcert into the settings): verify-full when a root certificate is given, else require;
+    a mode that allows clear text is kept, with a warning."""
+    tls = settings.tls()
+    if tls.sslmode is None:
+        return replace(tls, sslmode="verify-full" if tls.sslrootcert else "require")
+    if tls.sslmode in UNVERIFIED_SSLMODES:
+        notes.append(f"sslmode {tls.sslmode} (from {settings.sources['sslmode']}): connections "
+                     "to the external server may travel unencrypted and its identity is not "
+                     "checked; use sslmode verify-full with the server's CA certificate "
+                     "(sslrootcert)")
+    return tls
+
+
+def describe_tls(tls: Tls) -> str:
+    """One line for the install and `status`: how the server is reached and checked."""
+    what = {"verify-full": "the server's certificate and host name are checked",
+            "verify-ca": "the server's certificate is checked, not its host name",
+            "require": "encrypted; the server's certificate is not checked",
+            }.get(tls.sslmode or "", "may travel unencrypted; the server is not checked")
+    if tls.sslrootcert and tls.sslmode in ("verify-full", "verify-ca"):
+        what += f" against {tls.sslrootcert}"
+    if tls.sslcert:
+        what += f"; client certificate {tls.sslcert}"
+    return f"sslmode {tls.sslmode}: {what}"
+
+
+def admin_from(settings: Settings, environ: Mapping[str, str] = os.environ, *,
+               tls: Tls | None = None) -> ConnInfo | None:
     """The admin connection the `admin_url` setting names (LEARNING_ADMIN_URL or a profile's
-    admin_url), its password from the URL or the variable `admin_password_env` names; or None."""
+    admin_url), its password from the URL or the variable `admin_password_env` names; or None.
+    `tls` replaces the URL's own TLS parameters (they are in it already, see tls_for)."""
     url = settings.admin_url
     if not url:
         return None
@@ -52,7 +85,8 @@ def admin_from(settings: Settings, environ: Mapping[str, str] = os.environ) -> C
                           hint="use postgresql://USER@HOST:PORT/DATABASE")
     return ConnInfo(str(parts["host"]), int(parts.get("port") or 5432),
                     str(parts.get("dbname") or "postgres"), str(parts["user"]),
-                    str(parts.get("password") or environ.get(password_variable) or "") or None)
+                    str(parts.get("password") or environ.get(password_variable) or "") or None,
+                    tls or Tls())
 
 
 @register
@@ -62,6 +96,7 @@ class ExternalBackend(Backend):
     default_port = None  # the server's own
     owns_admin_password = False
     may_lock_other_databases = False  # a shared server: other databases are not ours
+    offers_tls = True
 
     def __init__(self, *, admin: ConnInfo | None, owner: ConnInfo, roles: Roles,
                  recorded_admin_user: str | None, unknown_passwords: list[str]):
@@ -74,7 +109,8 @@ class ExternalBackend(Backend):
     @classmethod
     def build(cls, settings: Settings, recorded: Mapping[str, str], passwords: Passwords,
               notes: list[str]) -> Self:
-        admin = admin_from(settings)
+        tls = tls_for(settings, notes)
+        admin = admin_from(settings, tls=tls)
         if admin is not None:
             host, port = admin.host, admin.port
         elif recorded.get("PGHOST") and recorded.get("PGPORT"):
@@ -85,7 +121,7 @@ class ExternalBackend(Backend):
                 hint=f"set {ADMIN_URL}=postgresql://USER@HOST:PORT/postgres in the environment "
                 f"(password in the URL, in {ADMIN_PASSWORD} or in ~/.pgpass; never on the "
                 "command line); the user needs CREATEDB and CREATEROLE")
-        owner = ConnInfo(host, port, settings.database, settings.owner_role, passwords.owner)
+        owner = ConnInfo(host, port, settings.database, settings.owner_role, passwords.owner, tls)
         roles = Roles(database=settings.database, owner=settings.owner_role,
                       owner_password=passwords.owner, agent=settings.agent_role,
                       agent_password=passwords.agent,
@@ -135,7 +171,7 @@ class ExternalBackend(Backend):
                 "admin": f"{self.admin.user} (from the environment)" if self.admin else
                 f"not given (checks run as {self.owner.user}; set {ADMIN_URL} to repair)",
                 "data_dir": f"database {self.roles.database} on {s.host}:{s.port}",
-                "running": self.is_running()}
+                "tls": describe_tls(s.tls), "running": self.is_running()}
 
     def log_tail(self, lines: int = 30) -> str:
         return "(the server's log is kept by whoever runs it)"
@@ -182,6 +218,8 @@ class ServerReachableStep(Step):
         try:
             connection = db.connect(self.backend.server, connect_timeout=3)
         except ServerError as exc:
+            if db.tls_hint(self.backend.server, exc.__cause__ or exc):
+                raise  # a certificate or TLS mismatch: waiting or repairing would not help
             return Check("repair", f"does not answer: {db.reason(exc.__cause__ or exc)}")
         with connection as conn:
             version = conn.info.parameter_status("server_version") or "?"

@@ -19,6 +19,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ import platformdirs
 import psycopg
 
 from installer import db, processes, program
-from installer.backends.base import Backend, register
+from installer.backends.base import Backend, refuse_lost_admin_password, register
 from installer.binaries import PgBinaries, choose_binaries, embedded_binaries, system_binaries
 from installer.credentials import ADMIN_PASSWORD, ConnInfo, Passwords
 from installer.errors import ConfigError, EnvironmentProblem, InstallerError, ServerError
@@ -55,7 +56,8 @@ host    all       all   ::1/128        scram-sha-256
 SYSTEM_STATE_DIR = Path("/var/lib/learning-installer")
 LOCK_NAME = ".installer.lock"
 STAGING_NAME = ".pgdata-initdb"  # initdb works here; renamed to pgdata/ only when complete
-_MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
+# sun_path holds a socket's path and its NUL: 108 bytes on Linux, 104 on macOS and the BSDs
+_SUN_PATH = 108 if sys.platform.startswith("linux") else 104
 _FIRST_USER_OID = 16384  # databases below it are initdb's own (template1, template0, postgres)
 _OUTPUT_LINES = 15
 _SINGLE_HOST = re.compile(r"[A-Za-z0-9._:-]+")  # listen_addresses is a list: no commas, no *
@@ -88,6 +90,12 @@ def refuse_shell_active(path: Path, what: str) -> None:
             "pg_ctl passes to a shell",
             hint="nothing was changed; choose a path without $ ` \" \\ or control characters "
             "(spaces and ' are fine)")
+
+
+def socket_fits(directory: Path, port: int) -> bool:
+    """Whether the server's Unix socket in `directory` has a path the kernel accepts; where
+    it has not (a long HOME or checkout name), the server listens on TCP only."""
+    return len(os.fsencode(directory / f".s.PGSQL.{int(port)}")) < _SUN_PATH
 
 
 def conf_string(value: str, setting: str) -> str:
@@ -171,13 +179,12 @@ class NativeBackend(Backend):
             service_user_name=settings.service_user, health_timeout=settings.health_timeout,
             rebuilt_from_env=ADMIN_PASSWORD in recorded)
         backend.desired_conf()  # refuses a host or path no configuration file can hold
-        if backend.is_initialised() and "admin" in passwords.generated:
-            raise ConfigError(
-                f"a cluster exists in {backend.pgdata} but {settings.env_path} holds no admin "
-                "password for it (was .env deleted?)",
-                hint="restore .env from a backup (the data is untouched); or, to start over and "
-                f"DELETE that cluster's data: `{backend.stop_command()}`, then "
-                f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
+        refuse_lost_admin_password(
+            settings, passwords,
+            f"the cluster in {backend.pgdata}" if backend.is_initialised() else None,
+            hint="restore .env from a backup (the data is untouched); or, to start over and "
+            f"DELETE that cluster's data: `{backend.stop_command()}`, then "
+            f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
         return backend
 
     def choose_port(self, settings: Settings, notes: list[str]) -> None:
@@ -363,7 +370,7 @@ class NativeBackend(Backend):
             raise ConfigError(f"host {self.host!r} is not one address or host name",
                               hint="the server listens on exactly one address, 127.0.0.1 by "
                               "default; set LEARNING_HOST to one name or address")
-        sockets = str(self.socket_dir) if len(str(self.socket_dir)) < _MAX_SOCKET_PATH else ""
+        sockets = str(self.socket_dir) if socket_fits(self.socket_dir, self.port) else ""
         if "," in sockets or sockets != sockets.strip():  # a list: such a name is quoted in it
             sockets = f'"{sockets}"'
         return (

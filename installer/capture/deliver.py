@@ -36,7 +36,7 @@ from psycopg.types.json import Jsonb
 from installer import db
 from installer.capture import spool
 from installer.capture.hook import TOOL_EVENTS, TOOLS
-from installer.credentials import OWNER_PASSWORD, ConnInfo
+from installer.credentials import ConnInfo
 from installer.errors import ConfigError
 
 NAMESPACE = uuid.UUID("5b0e7c64-3f7e-4d0a-9d55-6c1f0a7e2c11")  # never change: ids derive from it
@@ -303,8 +303,7 @@ def owner_from_env(env_file: Path) -> ConnInfo:
     values = read_env(env_file)
     if not all(values.get(key) for key in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER")):
         raise ConfigError(f"{env_file} holds no connection settings (not installed yet?)")
-    return ConnInfo(values["PGHOST"], int(values["PGPORT"]), values["PGDATABASE"],
-                    values["PGUSER"], values.get(OWNER_PASSWORD))
+    return ConnInfo.from_env(values)
 
 
 def main(argv: list[str]) -> int:

@@ -53,9 +53,7 @@ def _ask(owner: ConnInfo, psql: Path | None, manifest_sha256: str) -> bool:
         result = subprocess.run(
             [str(psql), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
-            env={**os.environ, "PGHOST": owner.host, "PGPORT": str(owner.port),
-                 "PGDATABASE": owner.dbname, "PGUSER": owner.user,
-                 "PGPASSWORD": owner.password or "", "PGCONNECT_TIMEOUT": "5"})
+            env={**os.environ, **owner.env(), "PGCONNECT_TIMEOUT": "5"})
         return result.returncode == 0 and result.stdout.strip() == "t"
     import psycopg
 
@@ -69,7 +67,6 @@ def _ask(owner: ConnInfo, psql: Path | None, manifest_sha256: str) -> bool:
 
 def unchanged(project_dir: Path) -> bool:
     """True when an export now would change nothing; False when unsure."""
-    from installer.credentials import OWNER_PASSWORD
     from installer.envfile import read_env
 
     manifest = project_dir / "exports" / "manifest.json"
@@ -83,8 +80,7 @@ def unchanged(project_dir: Path) -> bool:
         return False
     env = read_env(env_path)
     try:
-        owner = ConnInfo(env["PGHOST"], int(env["PGPORT"]), env["PGDATABASE"], env["PGUSER"],
-                         env.get(OWNER_PASSWORD))
+        owner = ConnInfo.from_env(env)
     except (KeyError, ValueError):
         return False
     return _ask(owner, _psql(env), hashlib.sha256(manifest.read_bytes()).hexdigest())

@@ -8,35 +8,39 @@ import psycopg
 
 from installer.console import Console
 from installer.credentials import ConnInfo
-from installer.errors import DataError, ServerError
+from installer.errors import DataError
 from installer.exchange import hook
-from installer.exchange.import_ import find_source
-from installer.exchange.sync import pending_import, run_import
-from installer.steps import Check, Step, ok
+from installer.exchange.import_ import Source, find_source
+from installer.exchange.sync import already_imported, run_import
+from installer.steps import Check, DatabaseStep, Step, ok
 
 
-class ImportExportsStep(Step):
+class ImportExportsStep(DatabaseStep):
     """After the schema and grants: load exports/ unless this database already holds it."""
 
     title = "Learning data from exports/"
+    autocommit = True
 
     def __init__(self, owner: ConnInfo, exports_dir: Path, console: Console):
-        self.owner = owner
+        super().__init__(owner)
         self.exports_dir = exports_dir
         self.console = console
+        self.source: Source | None = None  # what the last check found
 
     def check(self) -> Check:
         try:
-            if find_source(self.exports_dir) is None:
-                return ok("no exports to import")
-            source = pending_import(self.owner, self.exports_dir)
+            self.source = find_source(self.exports_dir)
         except DataError as exc:  # an unreadable manifest: apply reports it
             return Check("change", exc.message)
-        except (ServerError, psycopg.Error):
-            return Check("blocked", "after the learning database exists")
-        if source is None:
+        if self.source is None:
+            return ok("no exports to import")
+        return super().check()
+
+    def check_in(self, conn: psycopg.Connection) -> Check:
+        assert self.source is not None
+        if already_imported(conn, self.source):
             return ok("already imported")
-        return Check("change", f"import {len(source.files)} file(s) from {self.exports_dir}")
+        return Check("change", f"import {len(self.source.files)} file(s) from {self.exports_dir}")
 
     def apply(self, check: Check) -> str:
         try:
@@ -46,7 +50,7 @@ class ImportExportsStep(Step):
             self.console.step("Importing exports", "failed", exc.message)
             return "manifest refused; nothing imported"
         assert source is not None
-        outcomes, problem = run_import(self.owner, source, self.console)
+        outcomes, problem = run_import(self.conn, source, self.console)
         self.deferred_error = problem
         imported = sum(o.imported + o.updated for o in outcomes)
         failed = sum(1 for o in outcomes if o.error)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import psycopg
+
 from installer import db, program
 from installer.console import Console
 from installer.credentials import ConnInfo
@@ -23,7 +25,12 @@ def pending_import(owner: ConnInfo, exports_dir: Path) -> Source | None:
     if source is None or source.manifest is None:
         return source
     with db.connect(owner, autocommit=True) as conn:
-        return None if state.recorded(conn) == source.fingerprint else source
+        return None if already_imported(conn, source) else source
+
+
+def already_imported(conn: psycopg.Connection, source: Source) -> bool:
+    """Whether this database has imported `source` (one without a manifest never is)."""
+    return source.manifest is not None and state.recorded(conn) == source.fingerprint
 
 
 def _report(outcomes: list[FileOutcome], console: Console) -> DataError | None:

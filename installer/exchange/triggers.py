@@ -14,10 +14,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from installer.credentials import ConnInfo
-from installer.errors import ServerError
 from installer.exchange import catalog
-from installer.steps import Check, Step, ok
+from installer.steps import Check, DatabaseStep, ok
 
 TOMBSTONE_TRIGGER = "exchange_tombstone"
 CHANGE_TRIGGER = "exchange_changed"
@@ -69,25 +67,19 @@ def attach(conn: psycopg.Connection, tables: list[catalog.Table] | None = None) 
     return done
 
 
-class ExchangeTriggersStep(Step):
+class ExchangeTriggersStep(DatabaseStep):
     """After the migrations: every exchanged table records its deletes and changes."""
 
     title = "Exchange triggers (deletes and changes travel)"
+    autocommit = True
 
-    def __init__(self, owner: ConnInfo):
-        self.owner = owner
-
-    def check(self) -> Check:
-        try:
-            with catalog.connect(self.owner, autocommit=True) as conn:
-                todo = missing(conn)
-        except (ServerError, psycopg.Error):
-            return Check("blocked", "after the learning database exists")
+    def check_in(self, conn: psycopg.Connection) -> Check:
+        todo = missing(conn)
         if todo:
             return Check("change", f"attach to {len({t for t, _ in todo})} table(s)")
         return ok("every learning table has them")
 
     def apply(self, check: Check) -> str:
-        with catalog.connect(self.owner, autocommit=True) as conn:
+        with catalog.connect(self.conn, autocommit=True) as conn:
             done = attach(conn)
         return f"attached {len(done)} trigger(s)"

@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 from installer import credentials as cred
 from installer.config import find_env_file
 from installer.context import RunContext
-from installer.credentials import ConnInfo
+from installer.credentials import ConnInfo, Tls
 from installer.envfile import read_env
 from installer.errors import ConfigError, ExitCode
 
@@ -26,11 +26,12 @@ def agent_from(url: str | None, recorded: dict[str, str]) -> ConnInfo:
             raise ConfigError("--url holds a password",
                               hint="leave it out: the server reads ~/.pgpass or .env")
         agent = ConnInfo(str(parts.get("host", "127.0.0.1")), int(str(parts.get("port", 5432))),
-                         str(parts.get("dbname", "")), str(parts.get("user", "")))
+                         str(parts.get("dbname", "")), str(parts.get("user", "")),
+                         tls=Tls.checked(parts, "--url"))
     elif recorded.get("LEARNING_AGENT_USER"):
         agent = ConnInfo(recorded.get("PGHOST", "127.0.0.1"), int(recorded.get("PGPORT", 5432)),
                          recorded.get("PGDATABASE", "learning_system"),
-                         recorded["LEARNING_AGENT_USER"])
+                         recorded["LEARNING_AGENT_USER"], tls=Tls.from_env(recorded))
     else:
         raise ConfigError("no database to serve: pass --url, or install first",
                           hint="the MCP client configs the installer writes pass --url")

@@ -118,3 +118,21 @@ def test_restored_write_grants_and_definer_function_are_revoked(project: Project
     with as_role(project, "owner") as conn:
         assert conn.execute("SELECT count(*) FROM agent_metrics").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM memories").fetchone() == (1,)
+
+
+def test_a_dropped_agent_role_is_planned_after_the_roles_and_recreated(project: Project) -> None:
+    assert project.install().returncode == 0
+    with as_role(project, "admin") as conn:
+        conn.execute("DROP OWNED BY learning_agent")
+        conn.execute("DROP ROLE learning_agent")
+    plan = project.run("--dry-run", "--json")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    steps = {step["step"]: step for step in json.loads(plan.stdout)["steps"]}
+    assert steps["Read-only grants for the agent role"]["detail"] == \
+        "will follow: after role learning_agent exists again"
+    assert "role learning_agent missing" in steps["Roles and learning database"]["detail"]
+    repaired = project.install()
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert project.run("status").returncode == 0
+    with agent(project) as conn:
+        assert conn.execute("SELECT count(*) FROM agent_metrics").fetchone() == (0,)

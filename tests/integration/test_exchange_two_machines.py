@@ -78,8 +78,7 @@ def _export_and_commit(project: Project, day: int) -> None:
 def _dumps(project: Project) -> dict[str, bytes]:
     """COPY … ORDER BY key of every exchanged table, all columns (derived ones too)."""
     env = project.read_env()
-    owner = ConnInfo(env["PGHOST"], int(env["PGPORT"]), env["PGDATABASE"], env["PGUSER"],
-                     env["PGPASSWORD"])
+    owner = ConnInfo.from_env(env)
     out = {}
     with catalog.connect(owner) as conn:
         for table in catalog.learning_tables(conn):

@@ -48,7 +48,8 @@ def admin_env(server: Cluster) -> dict[str, str]:
     with psycopg.connect(**server.admin.kwargs(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
             sql.Identifier(name), sql.Literal(password)))
-    return {"LEARNING_ADMIN_URL": f"postgresql://{name}@127.0.0.1:{server.admin.port}/postgres",
+    return {"LEARNING_ADMIN_URL":
+            f"postgresql://{name}@127.0.0.1:{server.admin.port}/postgres?sslmode=disable",
             "LEARNING_ADMIN_PASSWORD": password}
 
 

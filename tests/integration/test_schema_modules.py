@@ -382,8 +382,7 @@ def test_installed_schema_is_valid_and_the_agent_role_only_reads(
         project: Project, binaries: str) -> None:
     project.install("--binaries", binaries, check=True)
     env = project.read_env()
-    owner = ConnInfo(env["PGHOST"], int(env["PGPORT"]), env["PGDATABASE"], env["PGUSER"],
-                     env["PGPASSWORD"])
+    owner = ConnInfo.from_env(env)
     agent = owner.to(user=env["LEARNING_AGENT_USER"], password=env["LEARNING_AGENT_PASSWORD"])
     with connect(owner) as conn:
         assert [r for r in conn.execute("SELECT * FROM validate_schema_integrity()")

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from installer import cli
+from installer import cli, mcp_config
 from installer.context import RunContext
 from installer.errors import ExitCode
 
@@ -76,3 +76,11 @@ def test_compose_reads_the_env_file_a_profile_names(
     document = json.loads(capsys.readouterr().out)
     assert code == 0 and document["warnings"] == []
     assert "127.0.0.1:6111:5432" in (project / "compose.yaml").read_text()
+
+
+def test_mcp_clients_help_names_every_registered_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(mcp_config.CLIENTS, "zed", mcp_config.JsonClient(
+        "zed", "Zed", lambda p: p / ".zed" / "settings.json"))
+    [option] = [a for a in cli.build_parser()._actions if "--mcp-clients" in a.option_strings]
+    assert option.help is not None
+    assert all(name in option.help for name in mcp_config.CLIENTS)

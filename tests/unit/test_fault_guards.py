@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from installer import locking
-from installer.backends.native import conf_string, refuse_shell_active
+from installer.backends.native import conf_string, refuse_shell_active, socket_fits
 from installer.console import Console
 from installer.envfile import read_env
 from installer.errors import ConfigError, ExitCode, file_problem
@@ -32,6 +33,15 @@ def test_paths_a_shell_would_read_as_code_are_refused(path: str) -> None:
 
 def test_paths_with_spaces_and_single_quotes_are_fine() -> None:
     refuse_shell_active(Path("/tmp/o'brien's data"), "data directory")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's sun_path: 108 bytes")
+def test_a_socket_path_must_fit_in_sun_path_with_its_file_name() -> None:
+    """The socket's whole path, `.s.PGSQL.PORT` included, and a NUL fit in 108 bytes; a
+    directory of 93 bytes with port 5432 is 107 (the longest), 94 is one too many."""
+    assert socket_fits(Path("/" + "d" * 92), 5432)
+    assert not socket_fits(Path("/" + "d" * 93), 5432)
+    assert not socket_fits(Path("/" + "d" * 92), 54321)  # a longer port, a longer name
 
 
 def test_duplicate_installer_key_names_both_lines(tmp_path: Path) -> None:

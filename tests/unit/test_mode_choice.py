@@ -9,7 +9,7 @@ import pytest
 from installer.config import resolve_settings
 from installer.console import Console
 from installer.detect import Detection
-from installer.installation import choose_mode
+from installer.installation import auto_mode, choose_mode
 
 
 def detection(*, in_container: bool, daemon: str | None) -> Detection:
@@ -32,6 +32,22 @@ def test_choose_mode(mode: str, in_container: bool, daemon: str | None, chosen: 
                        Console()) == chosen
     out = capsys.readouterr().out
     assert says in out if says else out == ""
+
+
+@pytest.mark.parametrize(("in_container", "daemon", "recommended", "because"), [
+    (False, "Docker/27.0 (linux)", "docker", "a Docker daemon answered (engine Docker/27.0"),
+    (False, None, "native", "no Docker daemon answered (connection refused)"),
+    (True, "Docker/27.0 (linux)", "native", "running inside a container"),
+    (True, None, "native", "running inside a container"),
+])
+def test_the_wizard_recommends_what_auto_picks(in_container: bool, daemon: str | None,
+                                               recommended: str, because: str,
+                                               tmp_path: Path) -> None:
+    found = detection(in_container=in_container, daemon=daemon)
+    mode, why = auto_mode(found)
+    assert (mode, why.startswith(because)) == (recommended, True)
+    auto = resolve_settings(tmp_path, {"mode": "auto"}, environ={})
+    assert choose_mode(auto, found, Console(quiet=True)) == mode
 
 
 def test_admin_password_comes_from_the_variable_the_profile_names(tmp_path: Path) -> None:

@@ -319,17 +319,20 @@ def test_a_plan_that_cannot_be_made_is_exit_1_whatever_the_error(
 
 def test_steps_that_need_the_server_are_blocked_while_it_is_down(
         server: FakeServer, tmp_path: Path) -> None:
-    installation = _installation(tmp_path / "project")
+    (tmp_path / "project" / "exports").symlink_to(REPO / "exports")
+    installation = _installation(tmp_path / "project", import_exports=True)
     results = run_steps(installation.steps(), Console(quiet=True), dry_run=True)
     blocked = [type(step) for step, r in zip(installation.steps(), results, strict=True)
                if r.check.state == "blocked"]
     assert blocked == [RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep,
                        EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
-                       AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep]
+                       AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep, ImportExportsStep]
     for step, result in zip(installation.steps(), results, strict=True):
         if result.check.state == "blocked":
             assert result.detail.startswith("will follow: after the")
-        if isinstance(step, DatabaseStep):  # the reason it waits, from libpq
+            # every step past the roles waits the one way, saying why (libpq's reason)
+            assert isinstance(step, DatabaseStep) or blocked.index(type(step)) < 2, step
+        if isinstance(step, DatabaseStep):
             assert "Connection refused" in result.check.detail
 
 
