@@ -1,4 +1,5 @@
-"""After an import: deletes applied and derived values recomputed, once, set-based.
+"""After an import: deletes applied and derived values recomputed, once, set-based; before an
+export: old tombstones purged.
 
 A tombstone (exchange_tombstones: table, id, deleted_at) deletes the row with that id when the
 row was last written (updated_at, else created_at) no later than the delete; a row updated
