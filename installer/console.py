@@ -78,7 +78,7 @@ class Console:
         if diff:
             record["diff"] = diff
         self.steps.append(record)
-        if self.quiet and state != "failed":
+        if self.json_mode or (self.quiet and state != "failed"):  # --json: one document
             return
         suffix = f" [dim]— {escape(detail)}[/]" if detail else ""
         self.out.print(f"{MARKS[state]} {escape(title)}{suffix}")

@@ -3,18 +3,27 @@
 Every module connects through `connect()`, so a server that cannot be reached is reported the
 same way everywhere: a `ServerError` (exit 5) naming the masked URL, libpq's reason and what to
 run. Passwords travel as keyword arguments, never on a command line.
+
+Nothing here relies on the session outliving a transaction, so every connection also works
+through a transaction pooler (PgBouncer `pool_mode = transaction`), where consecutive
+transactions of one client may run on different server connections: statements are never
+prepared by name (psycopg would after five runs of a query), and settings are SET LOCAL, in
+the transaction that needs them (`transaction()`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from installer import program
-from installer.credentials import ConnInfo
+from installer.credentials import ENV_KEYS, ConnInfo, Tls
 from installer.errors import ServerError
 
 
@@ -22,6 +31,68 @@ def reason(exc: BaseException) -> str:
     """libpq's first line of an error, without the connection string noise."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a login failed, in one word (`kind`), and what to do about it."""
+
+    kind: str  # tls | password | role | pg_hba | connect | database | refused | timeout | unknown
+    summary: str
+    todo: str
+
+
+# libpq's and the server's words -> the cause; the first match wins: a pg_hba refusal names
+# the encryption ("SSL encryption"), a TLS failure may end in "could not connect".
+_CAUSES: tuple[tuple[str, str, str], ...] = (
+    (r"no pg_hba\.conf entry|pg_hba\.conf rejects", "pg_hba",
+     "pg_hba.conf has no line letting this role reach this database from here"),
+    (r"permission denied for database|does not have connect privilege", "connect",
+     "the role lacks the CONNECT privilege on this database"),
+    (r"certificate|does not support ssl|ssl error|ssl is required|sslmode|\btls\b|gssapi|"
+     r"private key", "tls",
+     "TLS: the server's certificate or the TLS settings do not match"),
+    (r"password authentication failed|no password supplied|authentication failed|scram",
+     "password", "the password was refused"),
+    (r'role "[^"]*" does not exist', "role", "the role does not exist"),
+    (r'database "[^"]*" does not exist', "database", "the database does not exist"),
+    (r"timeout expired|timed out", "timeout", "the server did not answer in time"),
+    (r"connection refused|no such file or directory|could not translate host name|network is "
+     r"unreachable|no route to host|the database system is|server closed the connection|"
+     r"could not connect", "refused",
+     "no server answers at this address (down, starting, or another host or port)"),
+)
+
+
+def cause_of(error: BaseException | str) -> Cause:
+    """The cause of a failed connection, from libpq's message (an exception or the text a
+    child process printed), with the one thing to do about it."""
+    text = error if isinstance(error, str) else str(error)
+    for pattern, kind, summary in _CAUSES:
+        if re.search(pattern, text, re.IGNORECASE):
+            return Cause(kind, summary, _todo(kind))
+    return Cause("unknown", "the connection failed", _todo("unknown"))
+
+
+def _todo(kind: str) -> str:
+    full, doctor = program.command("--full"), program.command("doctor")
+    return {
+        "tls": "check sslmode and the CA certificate that must have signed the server's "
+               "(PGSSLMODE, PGSSLROOTCERT in .env; LEARNING_SSLMODE, LEARNING_SSLROOTCERT)",
+        "pg_hba": "add a line for this role, database and address to the server's pg_hba.conf "
+                  f"and reload it (native and docker mode: {full} rewrites it)",
+        "connect": f"GRANT CONNECT ON DATABASE to the role as the database's owner ({full} "
+                   "does it for the learning database)",
+        "password": f"the password in .env (or ~/.pgpass) differs from the server's: {full} "
+                    "sets it again",
+        "role": f"{full} creates the role",
+        "database": f"{full} creates the database; check the name in .env",
+        "timeout": "check that the host and port are right and that no firewall drops the "
+                   "connection",
+        "refused": f"start the server with {program.command('start')} or repair the "
+                   f"installation with {full} (an external server: ask whoever runs it); "
+                   "check the host and port",
+    }.get(kind, f"repair the installation with {full}; {doctor} shows what is wrong")
 
 
 def tls_hint(info: ConnInfo, exc: BaseException) -> str | None:
@@ -47,12 +118,10 @@ def tls_hint(info: ConnInfo, exc: BaseException) -> str | None:
 
 
 def unreachable(info: ConnInfo, exc: BaseException, details: str | None = None) -> ServerError:
+    cause = cause_of(exc)
     return ServerError(
         f"cannot connect to {info.masked_url()}: {reason(exc)}",
-        hint=tls_hint(info, exc) or f"start the server with {program.command('start')}, or "
-        f"repair the installation with {program.command('--full')}; "
-        f"{program.command('doctor')} shows what is wrong",
-        details=details)
+        hint=tls_hint(info, exc) or f"{cause.summary}: {cause.todo}", details=details)
 
 
 def refused(exc: psycopg.Error, doing: str = "") -> ServerError:
@@ -61,31 +130,49 @@ def refused(exc: psycopg.Error, doing: str = "") -> ServerError:
     A lost connection reads as "cannot connect"; anything else the server refused (a missing
     privilege, a failed statement) names what was being done and the server's reason."""
     if isinstance(exc, psycopg.OperationalError) and not getattr(exc, "sqlstate", None):
-        return ServerError(
-            f"cannot connect to the database: {reason(exc)}",
-            hint=f"start it with {program.command('start')}, or repair everything with "
-            f"{program.command('--full')}; {program.command('doctor')} shows what is wrong")
+        cause = cause_of(exc)
+        return ServerError(f"cannot connect to the database: {reason(exc)}",
+                           hint=f"{cause.summary}: {cause.todo}")
     where = f"{doing}: " if doing else ""
     return ServerError(f"{where}the server refused: {reason(exc)}",
                        hint=f"{program.command('doctor')} shows what is wrong; re-run with "
                        "--verbose for details")
 
 
-def connect(info: ConnInfo, *, autocommit: bool = False,
-            session: Mapping[str, str] | None = None, **options: Any) -> psycopg.Connection:
-    """A connection as `info`'s role; `session` settings are SET before it is returned.
+def connect(info: ConnInfo, *, autocommit: bool = False, **options: Any) -> psycopg.Connection:
+    """A connection as `info`'s role.
 
     `options` go to libpq (e.g. connect_timeout=3). Raises ServerError when the server cannot
     be reached or refuses the login.
     """
     try:
-        conn = psycopg.connect(**info.kwargs(**options), autocommit=True)
+        # prepare_threshold=None: a named prepared statement lives on one server connection,
+        # which a transaction pooler hands to another client after the transaction
+        return psycopg.connect(**info.kwargs(**options), autocommit=autocommit,
+                               prepare_threshold=None)
     except psycopg.OperationalError as exc:
         raise unreachable(info, exc) from exc
-    for name, value in (session or {}).items():
-        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-    conn.autocommit = autocommit
-    return conn
+
+
+def login(conn: psycopg.Connection) -> ConnInfo:
+    """The login `conn` was opened with (TLS settings included), to open another like it."""
+    info = conn.info
+    params = info.get_parameters()
+    return ConnInfo(info.host, info.port, info.dbname, info.user, info.password or None,
+                    Tls(**{name: params.get(name) for name in ENV_KEYS}))
+
+
+@contextmanager
+def transaction(conn: psycopg.Connection, settings: Mapping[str, str]) -> Iterator[None]:
+    """A transaction whose `settings` hold for it alone (SET LOCAL). A session-level SET would,
+    behind a transaction pooler, stay on a server connection another client gets next, while
+    this client's next transaction may run without it."""
+    with conn.transaction():
+        if settings:
+            conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+                sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Literal(value))
+                for name, value in settings.items())))
+        yield
 
 
 def one(conn: psycopg.Connection, query: str | sql.SQL | sql.Composed,

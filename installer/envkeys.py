@@ -29,6 +29,8 @@ ENV_KEYS: dict[str, str] = {
     "LEARNING_IMPORT_EXPORTS": "true: install imports exports/ into the database",
     "LEARNING_INSTALL_HOOKS": "true: install the git pre-push hook that exports",
     "LEARNING_CAPTURE_AGENT_WORK": "true: Claude Code hooks record sessions and sub-agent runs",
+    "LEARNING_PROTECT_OTHER_DATABASES": "external mode, true: PUBLIC loses CONNECT on the "
+                                        "admin's other databases (their users keep it)",
     "PGSSLMODE": "external mode: TLS of every connection (libpq's sslmode, e.g. verify-full)",
     "PGSSLROOTCERT": "external mode: the CA certificate that signed the server's (absolute path)",
     "PGSSLCERT": "external mode: the client certificate, where the server asks for one",

@@ -28,6 +28,7 @@ from installer.errors import ConfigError
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.exchange.triggers import ExchangeTriggersStep
 from installer.mcp_config import ServerChoice, clients_named
+from installer.other_databases import OtherDatabasesStep
 from installer.pgadmin.registration import EMAIL as PGADMIN_EMAIL
 from installer.pgadmin.registration import Login
 from installer.pgadmin.runner import Pgadmin, PgadminStep, pgadmin_for
@@ -107,6 +108,7 @@ class Installation:
             "LEARNING_IMPORT_EXPORTS": str(self.settings.import_exports).lower(),
             "LEARNING_INSTALL_HOOKS": str(self.settings.install_hooks).lower(),
             "LEARNING_CAPTURE_AGENT_WORK": str(self.settings.capture_agent_work).lower(),
+            "LEARNING_PROTECT_OTHER_DATABASES": str(self.settings.protect_other_databases).lower(),
         } | owner.tls.env() | self.backend.recorded()
         if not self.backend.owns_admin_password:  # e.g. an external server's
             del values[cred.ADMIN_PASSWORD]
@@ -147,10 +149,14 @@ class Installation:
                                               console or Console(quiet=True)))
         hooks: list[Step] = [PrePushHookStep(s.project_dir)] if s.install_hooks else []
         pgadmin: list[Step] = [PgadminStep(self.pgadmin)] if s.pgadmin else []
+        others: list[Step] = [] if self.backend.may_lock_other_databases else [  # a shared server
+            OtherDatabasesStep(admin, s.agent_role, s.owner_role, s.database, s.project_dir,
+                               s.protect_other_databases)]
         return [
             EnvFileStep(s.env_path, self.env_values()),
             *self.backend.server_steps(),
             RolesAndDatabaseStep(admin, roles),
+            *others,
             VectorExtensionStep(admin, s.database),
             MigrationsStep(self.owner_conn(), s.sql_dir, s.modules),
             *maintenance_steps(self.owner_conn()),

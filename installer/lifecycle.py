@@ -34,7 +34,11 @@ from installer.errors import (
     ServerError,
 )
 from installer.installation import Installation
+from installer.mcp_config import SERVER_NAME, clients_named
+from installer.mcp_probe import probe_clients
+from installer.other_databases import manual_fix, open_databases
 from installer.prompts import confirm, interactive
+from installer.provision import LOCKED_ON_OUR_SERVER
 from installer.steps import checked
 
 ARCHIVE_MAGIC = b"PGDMP"
@@ -296,30 +300,78 @@ def _large_object_findings(installation: Installation) -> list[Finding]:
                     "`SELECT lo_unlink(OID)` as the admin")]
 
 
-_OTHER_DATABASES = """
-SELECT d.datname FROM pg_database d JOIN pg_roles r ON r.rolname = %s
- WHERE d.datallowconn AND d.datname <> current_database()
-   AND has_database_privilege(r.oid, d.oid, 'CONNECT') ORDER BY 1
-"""
+_OTHER_DATABASES = "SELECT datname FROM pg_database WHERE datallowconn AND datname <> " \
+    "current_database() ORDER BY 1"
 
 
 def _separation_finding(installation: Installation) -> Finding:
-    """Document 004's separation: the agent role reaches the learning database and no other."""
+    """Document 004's separation, tried for real: the agent role logs in to the learning
+    database, and to no other database on the server."""
     agent, database = installation.settings.agent_role, installation.settings.database
     title = f"{agent} can connect to {database} only"
+    own = installation.agent_conn()
     try:
-        with db.connect(installation.owner_conn()) as conn:
-            others = [row[0] for row in conn.execute(_OTHER_DATABASES, (agent,))]
-    except ServerError:
-        return Finding(title, "skipped", "the server does not answer")
-    if not others:
-        return Finding(title, "ok")
-    detail = f"it may also connect to {', '.join(others)}"
-    if not installation.backend.may_lock_other_databases:  # a shared server: not ours
-        return Finding(title, "warning", detail, "as the server's admin, for each of them: "
-                       "REVOKE CONNECT ON DATABASE name FROM PUBLIC, then GRANT CONNECT to the "
-                       "roles that use it")
-    return Finding(title, "failed", detail, _repair())
+        with db.connect(own, connect_timeout=3) as conn:
+            others = [row[0] for row in conn.execute(_OTHER_DATABASES)]
+    except ServerError as exc:
+        cause = db.cause_of(exc.__cause__ or exc)
+        if cause.kind in ("refused", "timeout"):
+            return Finding(title, "skipped", "the server does not answer")
+        return Finding(f"{agent} logs in to {database}", "failed",
+                       f"{cause.summary}: {db.reason(exc.__cause__ or exc)}",
+                       db.tls_hint(own, exc.__cause__ or exc) or cause.todo)
+    reached = [name for name in others if db.answers(own.to(dbname=name), timeout=3)]
+    if not reached:
+        return Finding(title, "ok", f"{agent} tried {len(others)} other database(s): refused "
+                       "by each" if others else "no other database on the server")
+    detail = f"it connected to {', '.join(reached)}"
+    if installation.backend.may_lock_other_databases:  # our own server
+        yours = [name for name in reached if name not in LOCKED_ON_OUR_SERVER]
+        return Finding(title, "failed", detail, "; ".join(
+            ([_repair()] if len(yours) < len(reached) else []) + [
+                f"{name} is not the installer's: as the admin run REVOKE CONNECT ON DATABASE "
+                f"{name} FROM PUBLIC after GRANT CONNECT to the roles that use it"
+                for name in yours]))
+    return _shared_server_finding(installation, title, detail, reached)
+
+
+def _shared_server_finding(installation: Installation, title: str, detail: str,
+                           reached: list[str]) -> Finding:
+    """On a shared server: failed for what the install step would close, a warning naming
+    their owners' statements for what the admin may not change."""
+    s = installation.settings
+    try:
+        with db.connect(installation.backend.admin_conn(), connect_timeout=3) as conn:
+            found = {d.name: d for d in open_databases(conn, s.agent_role, s.database)}
+    except (ServerError, psycopg.Error):
+        found = {}
+    if not s.protect_other_databases:
+        return Finding(title, "warning", detail + " (protect_other_databases is off)",
+                       f"{program.command('--full')} with LEARNING_PROTECT_OTHER_DATABASES=true "
+                       "closes those the admin owns")
+    closable = [name for name in reached if name in found and found[name].changeable]
+    if closable:
+        return Finding(title, "failed", detail, _repair())
+    fixes = [manual_fix(found[name]) for name in reached if name in found]
+    return Finding(title, "warning", detail + ": not the admin's to change",
+                   "; ".join(fixes) or "their owners can REVOKE CONNECT ON DATABASE … FROM "
+                   "PUBLIC after granting it to the roles that use them")
+
+
+def _mcp_findings(installation: Installation) -> list[Finding]:
+    """Each configured client's entry, started as the client would, answers one read."""
+    s = installation.settings
+    p = installation.passwords
+    reports = probe_clients(clients_named(s.mcp_clients), s.project_dir,
+                            f"{s.agent_role}@{s.database}", secrets=(p.admin, p.owner, p.agent))
+    findings = []
+    for report in reports:
+        title = f"{report.client.label}: the {SERVER_NAME} MCP server answers a read"
+        detail = report.outcome.detail + (f" (the same entry as {report.same_as}: started "
+                                          "once)" if report.same_as else "")
+        findings.append(Finding(title, "ok" if report.outcome.ok else "failed", detail,
+                                report.outcome.todo))
+    return findings
 
 
 def cmd_doctor(ctx: RunContext) -> ExitCode:
@@ -327,7 +379,8 @@ def cmd_doctor(ctx: RunContext) -> ExitCode:
     try:
         installation = ctx.installation(installed=False)
         findings = [*_step_findings(installation), _separation_finding(installation),
-                    *_machine_findings(installation), *_large_object_findings(installation)]
+                    *_mcp_findings(installation), *_machine_findings(installation),
+                    *_large_object_findings(installation)]
     except InstallerError as exc:
         findings = [Finding("configuration", "failed", exc.message, exc.hint or "")]
     for f in findings:

@@ -16,11 +16,15 @@ The ledger (`installer.schema_migrations`) stores module, version, name, the SHA
 part's normalised text (strict UTF-8, no BOM, LF line endings — the same text that is
 executed), the checksum's algorithm, when, by whom, how long, the down part, and the objects
 the file created (tables, views, functions of the `public` schema), which `schema_drift` checks.
-A session advisory lock serialises concurrent runs; the ledger is read again under the lock.
+An advisory lock serialises concurrent runs; the ledger is read again under the lock. It is
+held by a transaction left open on a connection of its own, not by the session: through a
+transaction pooler (PgBouncer `pool_mode = transaction`) a session lock stays on whichever
+server connection took it, while a transaction keeps its server connection until it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shlex
@@ -387,10 +391,16 @@ class _Lock:
     def __init__(self, conn: psycopg.Connection, modules: list[Module]):
         self.conn = conn
         self.modules = modules
+        self.holder: psycopg.Connection | None = None
 
     def __enter__(self) -> None:
-        self.conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        self.holder = db.connect(db.login(self.conn))
         try:
+            # the server must not end the idle transaction (and the lock) while the run works
+            self.holder.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            # no parameters: an extended-protocol portal would keep a snapshot (an xmin) open,
+            # and CREATE INDEX CONCURRENTLY in a migration would wait for this transaction
+            self.holder.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY:d})")
             self.conn.execute(LEDGER_DDL)
             for module in self.modules:
                 self.conn.execute(
@@ -403,8 +413,14 @@ class _Lock:
             raise
 
     def __exit__(self, *exc: object) -> None:
-        if not self.conn.closed:
-            self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        holder, self.holder = self.holder, None
+        if holder is None:
+            return
+        try:
+            with contextlib.suppress(psycopg.OperationalError):  # lost: the server ended it
+                holder.rollback()  # ends the transaction, and with it the lock
+        finally:
+            holder.close()
 
 
 class _Unit(NamedTuple):

@@ -20,6 +20,9 @@ from installer.credentials import ConnInfo
 from installer.errors import ServerError
 from installer.steps import Check, DatabaseStep, State, Step, ok
 
+# The databases every cluster has, closed to PUBLIC where the installer owns the server
+LOCKED_ON_OUR_SERVER = ("postgres", "template1")
+
 
 @dataclass(frozen=True)
 class Roles:
@@ -57,9 +60,9 @@ class RolesAndDatabaseStep(Step):
                     "SELECT pg_get_userbyid(datdba), has_database_privilege('public', oid, "
                     "'CONNECT') FROM pg_database WHERE datname = %s", (r.database,)).fetchone()
                 open_elsewhere = conn.execute(
-                    "SELECT string_agg(datname, ', ') FROM pg_database WHERE datname IN "
-                    "('postgres', 'template1') AND has_database_privilege('public', oid, "
-                    "'CONNECT')").fetchone()
+                    "SELECT string_agg(datname, ', ') FROM pg_database WHERE datname = ANY(%s) "
+                    "AND has_database_privilege('public', oid, 'CONNECT')",
+                    (list(LOCKED_ON_OUR_SERVER),)).fetchone()
                 agent_settings = _role_settings(conn, r.agent)
                 attributes = _extra_attributes(conn, r.agent)
         except (psycopg.OperationalError, ServerError):
@@ -115,7 +118,7 @@ class RolesAndDatabaseStep(Step):
                 conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
                 conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, agent))
                 if r.lock_other_databases:
-                    for other in ("postgres", "template1"):
+                    for other in LOCKED_ON_OUR_SERVER:
                         conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
                                      .format(sql.Identifier(other)))
             with db.connect(self.admin.to(dbname=r.database), autocommit=True) as conn:
@@ -180,28 +183,39 @@ def _become_member_of(conn: psycopg.Connection, owner: str) -> None:
         conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(owner)))
 
 
+# Managed services give their admin no superuser but a role whose members may create the
+# extensions the service allows (RDS/Aurora, Cloud SQL, Azure Flexible Server, Neon).
+PROVIDER_EXTENSION_ROLES = ["rds_superuser", "cloudsqlsuperuser", "azure_pg_admin",
+                            "neon_superuser"]
+_CREATABLE = """
+SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+    OR (coalesce((SELECT trusted FROM pg_available_extension_versions v
+                    JOIN pg_available_extensions e USING (name)
+                   WHERE name = 'vector' AND v.version = e.default_version), false)
+        AND has_database_privilege(current_database(), 'CREATE'))
+    OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ANY(%s)
+                AND pg_has_role(current_user, oid, 'MEMBER')),
+    current_setting('azure.extensions', true)
+"""
+
+
 class VectorExtensionStep(Step):
     title = "pgvector extension"
 
     def __init__(self, admin: ConnInfo, database: str):
         self.admin = admin.to(dbname=database)
 
-    def _state(self) -> tuple[bool, bool, bool] | None:
-        """(available, installed, creatable by the admin), or None when unreachable."""
+    def _state(self) -> tuple[bool, bool, bool, str | None] | None:
+        """(available, installed, creatable by the admin, Azure's allow-list), or None when
+        unreachable."""
         try:
             with db.connect(self.admin) as conn:
                 available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = "
                                          "'vector'").fetchone() is not None
                 installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = "
                                          "'vector'").fetchone() is not None
-                creatable = db.one(
-                    conn,
-                    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
-                    "(coalesce((SELECT trusted FROM pg_available_extension_versions v JOIN "
-                    "pg_available_extensions e USING (name) WHERE name = 'vector' AND "
-                    "v.version = e.default_version), false) AND "
-                    "has_database_privilege(current_database(), 'CREATE'))")[0]
-                return available, installed, bool(creatable)
+                creatable, allowed = db.one(conn, _CREATABLE, (PROVIDER_EXTENSION_ROLES,))
+                return available, installed, bool(creatable), allowed
         except (psycopg.OperationalError, ServerError):
             return None
 
@@ -209,23 +223,27 @@ class VectorExtensionStep(Step):
         state = self._state()
         if state is None:
             return Check("blocked", "after the learning database exists")
-        available, installed, creatable = state
+        available, installed, creatable, allowed = state
         if installed:
             return ok("installed")
         if not available:
             return ok("not available on this server: embeddings use the real[] fallback")
+        if allowed is not None and "vector" not in allowed.replace(" ", "").split(","):
+            return ok("not in the server's azure.extensions allow-list: embeddings use the "
+                      "real[] fallback (add vector to azure.extensions, then re-run)")
         if not creatable:
             return ok(f"{self.admin.user} may not create it: embeddings use the real[] "
-                      f"fallback (a superuser can run CREATE EXTENSION vector in "
-                      f"{self.admin.dbname})")
+                      f"fallback (a superuser, or a member of the provider's admin role, can "
+                      f"run CREATE EXTENSION vector in {self.admin.dbname})")
         return Check("create", "CREATE EXTENSION vector")
 
     def apply(self, check: Check) -> str:
         try:
             with db.connect(self.admin, autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        except psycopg.errors.InsufficientPrivilege as exc:
-            return f"not permitted ({exc}): embeddings use the real[] fallback"
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.FeatureNotSupported) as exc:
+            return (f"not permitted ({db.reason(exc)}): embeddings use the real[] fallback; "
+                    "the provider's extension allow-list must hold vector")
         return "installed"
 
 

@@ -44,6 +44,7 @@ INTEGRITY = "tests/integration/test_exchange_integrity.py"
 NATIVE = "tests/integration/test_native_install.py"
 PROMISES = "tests/integration/test_documented_promises.py"
 PLAN = "tests/integration/test_plan_and_output.py"
+POOLER = "tests/integration/test_pgbouncer.py"
 UNIT = "tests/unit"
 
 
@@ -153,7 +154,8 @@ MUTANTS = [
            (f"{MIGRATIONS}::test_out_of_order_file_is_reported_not_skipped",
             f"{PROMISES}::test_migrate_reports_out_of_order_and_applies_it_when_allowed")),
     Mutant("no-advisory-lock", "installer/migrations.py",
-           'conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))', 'conn.execute("SELECT 1")',
+           'holder.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY:d})")',
+           'holder.execute("SELECT 1")',
            (f"{MIGRATIONS}::test_two_concurrent_runs_apply_each_file_once",)),
     Mutant("commit-inside-file-allowed", "installer/migrations.py",
            "            if statement.word in _TRANSACTION_CONTROL:", "            if False:",
@@ -252,6 +254,45 @@ MUTANTS = [
            'len(os.fsencode(directory / f".s.PGSQL.{int(port)}")) < _SUN_PATH',
            "len(os.fsencode(directory)) < 100",
            ("tests/integration/test_non_root_install.py",)),
+    # -- issue 15: doctor proves the agents' path; external mode keeps the agent out --------
+    Mutant("mcp-probe-skips-the-read", "installer/mcp_probe.py",
+           'result = await session.call_tool("query", {"sql": PROBE_SQL})',
+           'result = CallToolResult(content=[], is_error=False)',
+           ("tests/integration/test_doctor_paths.py::"
+            "test_doctor_probes_each_mcp_entry_and_names_the_cause",)),
+    Mutant("pg-hba-read-as-tls", "installer/db.py",
+           '    (r"no pg_hba\\.conf entry|pg_hba\\.conf rejects", "pg_hba",',
+           '    (r"no pg_hba\\.conf entry|pg_hba\\.conf rejects", "tls",',
+           ("tests/integration/test_doctor_paths.py::"
+            "test_real_connection_failures_are_named_by_their_cause",)),
+    Mutant("separation-trusts-the-catalog", "installer/lifecycle.py",
+           "reached = [name for name in others if db.answers(own.to(dbname=name), timeout=3)]",
+           "reached = []",
+           ("tests/integration/test_doctor_paths.py::"
+            "test_doctor_probes_each_mcp_entry_and_names_the_cause",)),
+    Mutant("other-databases-users-lose-connect", "installer/other_databases.py",
+           "                    if roles:\n", "                    if False:\n",
+           ("tests/integration/test_external_mode.py::"
+            "test_agent_is_kept_out_of_the_admins_application_database",)),
+    Mutant("uninstall-keeps-public-out", "installer/commands.py",
+           "    if Record.load(project_dir).databases:", "    if False:",
+           ("tests/integration/test_external_mode.py::"
+            "test_agent_is_kept_out_of_the_admins_application_database",)),
+    Mutant("provider-role-name-accepted", "installer/config.py",
+           '    reserved = next((p for p in RESERVED_ROLE_PREFIXES if role.lower().startswith(p)), '
+           'None)', "    reserved = None", (f"{UNIT}/test_precedence.py",)),
+    # -- issue 15: through a transaction pooler --------------------------------------------
+    Mutant("prepared-statements-behind-a-pooler", "installer/db.py",
+           "prepare_threshold=None)", "prepare_threshold=5)",
+           (f"{POOLER}::test_install_import_and_rerun_through_pgbouncer",)),
+    Mutant("exchange-settings-for-the-session", "installer/exchange/catalog.py",
+           "return db.transaction(conn, TRANSACTION_SETTINGS)",
+           "return db.transaction(conn, {})",
+           (f"{POOLER}::test_install_import_and_rerun_through_pgbouncer",)),
+    Mutant("migration-lock-on-the-session", "installer/migrations.py",
+           'self.holder.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY:d})")',
+           'self.conn.execute(f"SELECT pg_advisory_lock({LOCK_KEY:d})")',
+           (f"{POOLER}::test_concurrent_migrations_through_pgbouncer_apply_each_file_once",)),
 ]
 
 

@@ -14,10 +14,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --editable '.[test]'
 
-# Required areas (tests/required_areas.py): with CI=true a skipped docker-mode, MCP or
-# pgvector test fails the run, so install what they need here. As root with apt: podman + runc
-# for the docker-mode tests (scripts/dockermode.sh builds the image), node + npm for the MCP
-# tests. pgvector comes with the embedded PostgreSQL of the project's own dependencies.
+# Required areas (tests/required_areas.py): with CI=true a skipped docker-mode, MCP, pgvector
+# or pgbouncer test fails the run, so install what they need here. As root with apt: podman +
+# runc for the docker-mode tests (scripts/dockermode.sh builds the image), node + npm for the
+# MCP tests, pgbouncer for the connection-pooler tests (they start it themselves, never its
+# system service). pgvector comes with the embedded PostgreSQL of the project's dependencies.
 apt_install() {
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -31,6 +32,7 @@ command -v npx >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # the pgAdmin tests drive Debian's chromium through Playwright (never its own browser download)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}" || echo "warning: could not install ${missing[*]}" >&2
 fi

@@ -1,9 +1,10 @@
 """Required areas: tests that must run in CI, never skip there.
 
-A test marked `@pytest.mark.required_area("docker-mode")` (or "mcp", "pgvector") that skips
-is turned into a failure when `CI` is set (`CI=true`, as GitHub Actions and most CI systems
-set it): a green CI run then means the area really ran. Locally such a skip stays a skip, and
-the end of the run lists each one with its reason, so a developer sees what did not run.
+A test marked `@pytest.mark.required_area("docker-mode")` (or "mcp", "pgvector", "pgbouncer")
+that skips is turned into a failure when `CI` is set (`CI=true`, as GitHub Actions and most CI
+systems set it): a green CI run then means the area really ran. Locally such a skip stays a
+skip, and the end of the run lists each one with its reason, so a developer sees what did not
+run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-AREAS = ("docker-mode", "mcp", "pgvector")
+AREAS = ("docker-mode", "mcp", "pgvector", "pgbouncer")
 _SKIP_KEY = "required_area_skip"
 
 

@@ -147,6 +147,25 @@ class ExternalBackend(Backend):
                 "LEARNING_AGENT_PASSWORD for the agent), or choose other names with "
                 "LEARNING_OWNER_ROLE / LEARNING_AGENT_ROLE")
 
+    def refuse_foreign_database(self, conn: psycopg.Connection) -> None:
+        """A database with the learning database's name that our owner role cannot own (the
+        role does not exist) is someone else's, e.g. the admin's own database on a managed
+        server: the installer would give it away and close it to PUBLIC, so it stops."""
+        r = self.roles
+        row = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s AND NOT EXISTS "
+            "(SELECT 1 FROM pg_roles WHERE rolname = %s)", (r.database, r.owner)).fetchone()
+        if row:
+            raise ConfigError(
+                f"database {r.database} exists on {self.server.host}:{self.server.port} and "
+                f"belongs to {row[0]}; the installer gives the learning database to its own "
+                f"owner role ({r.owner}) and closes it to PUBLIC, so it does not take over a "
+                "database it did not create",
+                hint="choose another name with LEARNING_DATABASE (the installer creates it); "
+                "to use this one, let its owner create the owner role and run ALTER DATABASE "
+                f"{r.database} OWNER TO {r.owner}, then put that role's password in .env "
+                "(PGPASSWORD)")
+
     @property
     def server(self) -> ConnInfo:
         return self.admin or self.owner
@@ -225,6 +244,7 @@ class ServerReachableStep(Step):
             version = conn.info.parameter_status("server_version") or "?"
             superuser = conn.info.parameter_status("is_superuser") == "on"
             self.backend.refuse_foreign_roles(conn)
+            self.backend.refuse_foreign_database(conn)
         return ok(f"PostgreSQL {version}" + (", superuser" if superuser else ""))
 
     def apply(self, check: Check) -> str:

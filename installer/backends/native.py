@@ -196,6 +196,8 @@ class NativeBackend(Backend):
 
     def stop_command(self) -> str:
         """The command that stops this cluster by hand, as the user that runs it."""
+        if self.pgdata.is_dir():  # the server runs the service user's copy of the binaries
+            self._make_binaries_reachable()
         stop = shlex.join([self._bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast"])
         return f"runuser -u {self.service_user_name} -- {stop}" if running_as_root() else stop
 
@@ -522,6 +524,7 @@ class NativeBackend(Backend):
             return self._stop_without_pidfile(pid)
         if not self.is_running():
             return "not running"
+        self._make_binaries_reachable()
         code, output = self._run_logged([self._bin("pg_ctl"), "stop", "--pgdata",
                                          str(self.pgdata), "--mode=fast", "--wait"])
         self._answering = None

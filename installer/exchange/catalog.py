@@ -1,4 +1,5 @@
-"""Which tables are learning data, their columns, and the session that gives stable text forms.
+"""Which tables are learning data, their columns, and the transaction settings that give stable
+text forms.
 
 A learning table is every ordinary or partitioned table in schema `public` whose primary key
 has a `uuid` column named `id` (just `id`, or e.g. `(id, created_at)` for a table partitioned
@@ -12,6 +13,7 @@ exchanged.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -32,14 +34,15 @@ TOMBSTONES = "exchange_tombstones"  # sql/learning/070_exchange_tombstones.sql
 # The column that says which of two versions of a row is newer (last writer wins).
 VERSION_COLUMNS = ("updated_at", "deleted_at")
 
-# Fixed output settings: the same data gives the same bytes on every machine and server.
-SESSION_SETTINGS = {
+# Fixed text forms: the same data gives the same bytes on every machine and server. Set for
+# each exchange transaction alone (`transaction()`), so nothing stays behind on a pooled server
+# connection; the client encoding is a login parameter (PgBouncer keeps it per client).
+TRANSACTION_SETTINGS = {
     "TimeZone": "UTC",
     "DateStyle": "ISO, YMD",
     "IntervalStyle": "postgres",
     "extra_float_digits": "1",  # shortest text that reads back to the same float
     "bytea_output": "hex",
-    "client_encoding": "UTF8",
 }
 # Float arrays travel in pgvector's text form `[1,2.5]`, so an embedding that is vector(N) on
 # one server and real[] on another has one CSV form that loads into either.
@@ -156,7 +159,12 @@ def scalar(conn: psycopg.Connection, query: str | sql.SQL | sql.Composed,
 
 
 def connect(conninfo: ConnInfo, *, autocommit: bool = False) -> psycopg.Connection:
-    return db.connect(conninfo, autocommit=autocommit, session=SESSION_SETTINGS)
+    return db.connect(conninfo, autocommit=autocommit, client_encoding="UTF8")
+
+
+def transaction(conn: psycopg.Connection) -> AbstractContextManager[None]:
+    """A transaction in which rows read and written have their fixed text forms."""
+    return db.transaction(conn, TRANSACTION_SETTINGS)
 
 
 _TABLES = """

@@ -243,7 +243,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
             purged = tombstones.purge(conn, exports_dir / table_file(catalog.TOMBSTONES))
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
-            with conn.transaction():
+            with catalog.transaction(conn):
                 tables = [t for t in catalog.learning_tables(conn) if valid_table_name(t.name)]
                 change_seq = _change_seq(conn)
                 schema = catalog.schema_version(conn)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import shlex
+import site
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import psycopg
 
@@ -33,13 +33,16 @@ from installer.fileutil import write_atomic
 
 MARKER = "# learning-installer pre-push hook"
 CHAINED = "pre-push.chained"
-SKIP_ENV = "LEARNING_SKIP_EXPORT_HOOK"
+SKIP_ENV = prepush.SKIP_ENV
 PUSH_LOG = "learning-export-push.log"
-PUSHES = "learning-pushes"  # one empty file per running `git push`, named by its pid
-PUSH_LOCK = "learning-export-push.lock"
+PUSHES = "learning-pushes"  # the hook's state: a file per running `git push` named by its pid,
+# and the follow-up push's lock, record and failure note (prepush.LOCK, PUSHED, FAILED)
+ATTRIBUTES_ADDED = "learning-installer.gitattributes"  # how install added the line, if it did
 QUIET = 1.0  # seconds without any push running before a follow-up push starts
-_ZERO = "0" * 40
-_BUSY = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "rebase-merge", "rebase-apply")
+PUSH_TIMEOUT = 300  # seconds a follow-up push may take (it holds the lock meanwhile)
+_ZERO = prepush.ZERO
+_BUSY = {"MERGE_HEAD": "a merge", "CHERRY_PICK_HEAD": "a cherry-pick", "REVERT_HEAD": "a revert",
+         "rebase-merge": "a rebase", "rebase-apply": "a rebase or `git am`"}
 
 
 def git(project_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -72,20 +75,32 @@ def hook_script(project_dir: Path) -> str:
     python = shlex.quote(sys.executable)
     entry = shlex.quote(str(project_dir / "installer" / "exchange" / "prepush.py"))
     project = shlex.quote(str(project_dir))
+    # the installer's site-packages, for `python -S` (prepush.py: no `site`, a faster start)
+    packages = [path for path in [*site.getsitepackages(), *(
+        [site.getusersitepackages()] if site.ENABLE_USER_SITE else [])] if os.path.isdir(path)]
+    site_dirs = shlex.quote(os.pathsep.join(packages))
     return f"""#!/bin/sh
 {MARKER} (`python install.py hooks uninstall` removes it).
 # Exports the learning database to exports/ and commits it; never blocks the push.
-input=$(cat)
-replay() {{ if [ -n "$input" ]; then printf '%s\\n' "$input"; fi; }}
-chained="$(dirname "$0")/{CHAINED}"
-if [ -x "$chained" ]; then
+# (Shell built-ins where they do: every process started here adds to each push.)
+# Tell a pending follow-up push that a push is running (it waits until none is).
+state=$(git rev-parse --git-path {PUSHES}) && {{ [ -d "$state" ] || mkdir -p "$state"; }} \\
+    && : > "$state/$PPID"
+export_() {{
+    [ -n "${{{SKIP_ENV}:-}}" ] && return
+    {python} -S {entry} --site {site_dirs} --state "$state" --project-dir {project} \\
+        --git-pid "$PPID" --remote="$1" \\
+        || echo "learning export: the hook failed (see above); the push goes on" >&2
+}}
+chained="${{0%/*}}/{CHAINED}"
+if [ -x "$chained" ]; then  # yours runs first, with the same arguments and input
+    input=$(cat)
+    replay() {{ if [ -n "$input" ]; then printf '%s\\n' "$input"; fi; }}
     replay | "$chained" "$@" || exit $?
+    replay | export_ "$@"
+else
+    export_ "$@"
 fi
-[ -n "${{{SKIP_ENV}:-}}" ] && exit 0
-# tell a pending follow-up push that a push is running (it waits until none is)
-pushes=$(git rev-parse --git-path {PUSHES}) && mkdir -p "$pushes" && : > "$pushes/$PPID"
-replay | {python} {entry} --project-dir {project} --git-pid "$PPID" --remote="$1" \\
-    || echo "learning export: the hook failed (see above); the push goes on" >&2
 exit 0
 """
 
@@ -112,16 +127,50 @@ def merge_driver_missing(project_dir: Path) -> list[str]:
 
 def install_merge_driver(project_dir: Path) -> str:
     """Register the merge driver in this clone's git config; add the .gitattributes line
-    (committed with the project; added here when a checkout lacks it)."""
+    (committed with the project; added here when a checkout lacks it, and remembered in
+    ATTRIBUTES_ADDED so that uninstalling removes it again)."""
     for key, value in merge_driver_config(project_dir).items():
         git(project_dir, "config", "--local", key, value)
     attributes = project_dir / ".gitattributes"
     text = attributes.read_text() if attributes.exists() else ""
     if merge.ATTRIBUTES not in text.splitlines():
+        git(project_dir, "config", "--local", ATTRIBUTES_ADDED,
+            "appended" if attributes.exists() else "created")
         write_atomic(attributes, (text + ("" if not text or text.endswith("\n") else "\n")
                                   + merge.ATTRIBUTES + "\n").encode())
         return "merge driver registered; .gitattributes updated (commit it)"
     return "merge driver registered"
+
+
+def _unset(project_dir: Path, keys: list[str]) -> list[str]:
+    """Unset local git config keys, and their sections once empty; returns those that were set."""
+    removed = [key for key in keys if git(project_dir, "config", "--local", "--unset-all", key,
+                                          check=False).returncode == 0]
+    for section in {key.rsplit(".", 1)[0] for key in removed}:
+        pattern = "^" + section.replace(".", r"\.") + r"\."
+        if not git(project_dir, "config", "--local", "--get-regexp", pattern,
+                   check=False).stdout.strip():
+            git(project_dir, "config", "--local", "--remove-section", section, check=False)
+    return removed
+
+
+def uninstall_merge_driver(project_dir: Path) -> str:
+    """Remove what install_merge_driver added: its config keys (and their section once it is
+    empty), and the .gitattributes line only when install added it."""
+    added = git(project_dir, "config", "--local", "--get", ATTRIBUTES_ADDED,
+                check=False).stdout.strip()
+    removed = _unset(project_dir, [*merge_driver_config(project_dir), ATTRIBUTES_ADDED])
+    attributes = project_dir / ".gitattributes"
+    if added and attributes.exists():
+        lines = attributes.read_text().splitlines(keepends=True)
+        kept = "".join(line for line in lines if line.rstrip("\r\n") != merge.ATTRIBUTES)
+        if added == "created" and not kept.strip():
+            attributes.unlink()
+        else:
+            write_atomic(attributes, kept.encode())
+    what = [key for key in removed if key != ATTRIBUTES_ADDED]
+    what += [".gitattributes line"] if added else []
+    return f"removed {', '.join(what)}" if what else "not registered"
 
 
 def is_ours(path: Path) -> bool:
@@ -177,11 +226,12 @@ def parse_refs(lines: list[str]) -> list[PushedRef]:
 
 def _targets(project_dir: Path, remote: str, refs: list[PushedRef]) -> list[str] | str:
     """The remote refs that receive the checked-out branch, or why the hook stays out."""
+    for name, what in _BUSY.items():  # never commit into the middle of one
+        if (path := _git_path(project_dir, name)) and path.exists():
+            return f"{what} is in progress; the export goes with a push after it ends"
     branch = git(project_dir, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
     if not branch:
         return "HEAD is detached"
-    if any((p := _git_path(project_dir, name)) and p.exists() for name in _BUSY):
-        return "a merge, rebase or cherry-pick is in progress"
     head = git(project_dir, "rev-parse", "HEAD").stdout.strip()
     targets = [r.remote_ref for r in refs if r.local_ref == branch and r.local_sha == head]
     if not refs:  # "Everything up-to-date": new data still goes to the branch's upstream
@@ -229,12 +279,13 @@ def run_pre_push(project_dir: Path, owner: ConnInfo, console: Console, remote: s
             f"push (log: {log})")
 
 
-def _running_pushes(project_dir: Path) -> list[int]:
+def _running_pushes(state: Path) -> list[int]:
     """Pids of `git push` runs whose hook started and that are still running."""
-    folder = _git_path(project_dir, PUSHES)
     running = []
-    for marker in folder.iterdir() if folder and folder.is_dir() else ():
-        pid = int(marker.name) if marker.name.isdigit() else 0
+    for marker in state.iterdir() if state.is_dir() else ():
+        if not marker.name.isdigit():
+            continue  # the follow-up push's own files
+        pid = int(marker.name)
         if pid > 1 and processes.alive(pid):
             running.append(pid)
         else:
@@ -242,21 +293,29 @@ def _running_pushes(project_dir: Path) -> list[int]:
     return running
 
 
-def _hold(handle: IO[str]) -> None:
-    """An exclusive lock on an open file until it is closed (where the OS has flock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the quiet wait alone keeps follow-up pushes apart
-        return
-    fcntl.flock(handle, fcntl.LOCK_EX)
+def _wait_for_quiet(state: Path, git_pid: int, deadline: float) -> bool:
+    """Wait until no push has run for QUIET seconds; False when the deadline came first."""
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if (git_pid > 1 and processes.alive(git_pid)) or _running_pushes(state):
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET:
+            return True
+        time.sleep(0.1)
+    return False
 
 
-def _already_there(project_dir: Path, remote: str, refspec: str) -> bool:
-    """Whether the remote ref already holds the commit (e.g. your next push carried it)."""
-    commit, _, ref = refspec.partition(":")
-    listed = git(project_dir, "ls-remote", remote, ref, check=False).stdout.split()
-    return bool(listed) and git(project_dir, "merge-base", "--is-ancestor", commit, listed[0],
-                                check=False).returncode == 0
+def _remote_ref(project_dir: Path, remote: str, ref: str) -> str | None:
+    """What the remote's ref holds now ('' when it does not exist); None when unreachable."""
+    listed = git(project_dir, "ls-remote", "--exit-code", remote, ref, check=False)
+    if listed.returncode not in (0, 2):
+        return None
+    return listed.stdout.split()[0] if listed.stdout.strip() else ""
+
+
+def _contains(project_dir: Path, commit: str, ancestor: str) -> bool:
+    return git(project_dir, "merge-base", "--is-ancestor", ancestor, commit,
+               check=False).returncode == 0
 
 
 def follow_up_push(project_dir: Path, git_pid: int, remote: str, refspecs: list[str],
@@ -264,32 +323,82 @@ def follow_up_push(project_dir: Path, git_pid: int, remote: str, refspecs: list[
     """Push the export commit once no push has run for QUIET seconds, one follow-up at a time.
 
     A push the user starts meanwhile usually carries the commit itself (it is on the branch),
-    and then nothing is pushed here. Waiting for quiet keeps this push from updating the remote
-    ref while the user's next push is between reading the remote refs and updating them (which
-    would make git reject the user's push)."""
-    deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        if (git_pid > 1 and processes.alive(git_pid)) or _running_pushes(project_dir):
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= QUIET:
-            break
-        time.sleep(0.1)
+    and then nothing is pushed here. The quiet wait and the lock keep this push away from the
+    user's pushes whose hook has started; a push that git started but whose hook has not run
+    yet cannot be seen, so what this push moved is recorded (prepush.PUSHED) for that push's
+    hook to undo (prepush.undo_racing_follow_up). A failure is noted (prepush.FAILED) for the
+    next push to report: the commit stays on the branch and goes with that push."""
+    state = _git_path(project_dir, PUSHES) or project_dir / PUSHES
+    state.mkdir(exist_ok=True)
     log = _git_path(project_dir, PUSH_LOG) or project_dir / PUSH_LOG
-    lock = _git_path(project_dir, PUSH_LOCK) or project_dir / PUSH_LOCK
-    with lock.open("a") as held:
-        _hold(held)  # one follow-up push at a time
-        pending = [r for r in refspecs if not _already_there(project_dir, remote, r)]
-        if not pending:
-            with log.open("a") as out:
-                out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(refspecs)}: already "
-                          f"on {remote} (a later push carried it)\n")
-            return 0
-        result = subprocess.run(["git", "push", "--no-verify", remote, *pending],
-                                cwd=project_dir, stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, check=False, env={**os.environ, SKIP_ENV: "1"})
+    deadline = time.monotonic() + timeout
+    while True:
+        if not _wait_for_quiet(state, git_pid, deadline):
+            return _done(state, log, remote, refspecs, 1,
+                         f"pushes kept running for {timeout:.0f} s")
+        with (state / prepush.LOCK).open("a") as held:
+            prepush.hold(held)
+            if _running_pushes(state):
+                continue  # a push's hook started meanwhile: it waits for this lock; wait again
+            return _push_now(project_dir, state, log, remote, refspecs)
+
+
+def _push_now(project_dir: Path, state: Path, log: Path, remote: str,
+              refspecs: list[str]) -> int:
+    """With the lock held: push what the remote lacks, record what moved, note a failure."""
+    pending, moves = [], []
+    for refspec in refspecs:
+        commit, _, ref = refspec.partition(":")
+        current = _remote_ref(project_dir, remote, ref)
+        if current is None:
+            return _done(state, log, remote, refspecs, 1, f"{remote} did not answer")
+        if current and _contains(project_dir, current, commit):
+            continue  # a later push carried it
+        if current and not _contains(project_dir, commit, current):
+            return _done(state, log, remote, refspecs, 1,
+                         f"{remote}'s {ref} has commits this branch lacks (`git pull` first)")
+        pending.append((f"--force-with-lease={ref}:{current}", refspec))
+        moves.append("\t".join((remote, ref, current or _ZERO, commit)))
+    if not pending:
+        return _done(state, log, remote, refspecs, 0, "already there (a later push carried it)")
+    try:
+        result = subprocess.run(
+            ["git", "push", "--no-verify", "--porcelain", *(lease for lease, _ in pending),
+             remote, *(refspec for _, refspec in pending)],
+            cwd=project_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            check=False, env={**os.environ, SKIP_ENV: "1"}, timeout=PUSH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return _done(state, log, remote, refspecs, 1,
+                     f"{remote} did not finish the push in {PUSH_TIMEOUT} s")
+    if result.returncode == 0:
+        write_atomic(state / prepush.PUSHED, ("\n".join(moves) + "\n").encode())
+        return _done(state, log, remote, refspecs, 0, "pushed")
+    return _done(state, log, remote, refspecs, result.returncode, _why(result))
+
+
+def _why(result: subprocess.CompletedProcess[str]) -> str:
+    """A failed `git push --porcelain` in one line (the remote's words and git's verdict),
+    then its whole output for the log."""
+    said = [line.removeprefix("remote:").strip() for line in result.stderr.splitlines()
+            if line.startswith(("remote:", "fatal:", "ssh:"))]
+    said += [line.split("\t")[-1] for line in result.stdout.splitlines() if line.startswith("!")]
+    first = "; ".join(line for line in said if line) or f"git push exited {result.returncode}"
+    return f"{first}\n{result.stdout}{result.stderr}"
+
+
+def _done(state: Path, log: Path, remote: str, refspecs: list[str], code: int,
+          what: str) -> int:
+    """Log the outcome; on failure leave the note the next push prints (prepush.FAILED)."""
+    commits = " ".join(refspec.partition(":")[0][:10] for refspec in refspecs)
     with log.open("a") as out:
-        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} git push {remote} "
-                  f"{' '.join(pending)}: exit {result.returncode}\n"
-                  f"{result.stdout}{result.stderr}")
-    return result.returncode
+        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} push of {commits} to {remote}: "
+                  f"{what}\n")
+    if code == 0:
+        (state / prepush.FAILED).unlink(missing_ok=True)
+    else:
+        write_atomic(state / prepush.FAILED, (
+            f"the follow-up push of the export commit {commits} to {remote} failed "
+            f"({what.splitlines()[0]}). Nothing is lost: the commit is on your branch and goes "
+            f"with your next push of it; if that fails too, fix what git says and run "
+            f"`git push` (details: {log})\n").encode())
+    return code

@@ -217,7 +217,7 @@ def _load(conn: psycopg.Connection, table: catalog.Table, path: Path, layout: _L
     """Load one file in one transaction; returns the SHA-256 of what was read."""
     reading = _Reading(path, layout, table.name)
     chunks = iter(reading)
-    with conn.transaction():
+    with catalog.transaction(conn):
         conn.execute("SET CONSTRAINTS ALL DEFERRED")
         conn.execute("SET LOCAL learning.import = 'on'")
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table.ident))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from installer.config import resolve_settings
+from installer.errors import ConfigError
 
 
 def test_each_layer_overrides_the_ones_below(tmp_path: Path) -> None:
@@ -47,3 +50,20 @@ def test_recorded_choices_survive_a_rerun(tmp_path: Path) -> None:
     recorded = {"LEARNING_INSTALL_HOOKS": "false", "LEARNING_IMPORT_EXPORTS": "true"}
     s = resolve_settings(tmp_path, {}, environ={}, recorded=recorded)
     assert (s.install_hooks, s.import_exports) == (False, True)
+
+
+@pytest.mark.parametrize(("layer", "name", "role"), [
+    ("environment", "agent_role", "rds_agent"), ("profile", "owner_role", "cloudsqlowner"),
+    ("environment", "owner_role", "pg_learning"), ("profile", "agent_role", "azure_agent"),
+    ("environment", "agent_role", "supabase_reader")])
+def test_role_names_a_provider_or_postgresql_keeps_are_refused(
+        tmp_path: Path, layer: str, name: str, role: str) -> None:
+    environ = {f"LEARNING_{name.upper()}": role} if layer == "environment" else {}
+    profile = {name: role} if layer == "profile" else {}
+    with pytest.raises(ConfigError) as refused:
+        resolve_settings(tmp_path, {}, environ=environ, profile=profile)
+    assert f"{name} {role!r} (from {layer})" in refused.value.message
+    assert "managed service" in refused.value.message
+    assert "choose another name" in (refused.value.hint or "")
+    fine = resolve_settings(tmp_path, {}, environ={}, profile={name: "learning_rds"})
+    assert getattr(fine, name) == "learning_rds"

@@ -39,6 +39,7 @@ from installer.errors import (
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.exchange.triggers import ExchangeTriggersStep
 from installer.installation import Installation
+from installer.other_databases import OtherDatabasesStep
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, RolesAndDatabaseStep, VectorExtensionStep
 from installer.schema_maintenance import (
@@ -129,9 +130,9 @@ class FakeBackend(Backend):
 
 
 # Steps that talk to the database; with the fake backend they all meet a closed port.
-NEEDS_SERVER = (RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep,
-                PartitionsStep, MaterializedViewsStep, AgentGrantsStep, AgentGuardStep,
-                ExchangeTriggersStep, CaptureSpoolStep)
+NEEDS_SERVER = (RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep, MigrationsStep,
+                EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep, AgentGrantsStep,
+                AgentGuardStep, ExchangeTriggersStep, CaptureSpoolStep)
 
 
 class LocalOnly(Installation):
@@ -196,10 +197,10 @@ def test_steps_come_in_install_order_with_the_backends_steps_after_env(
         server: FakeServer, tmp_path: Path) -> None:
     steps = _installation(tmp_path / "project").steps()
     assert _kinds(steps) == [
-        EnvFileStep, FakeServerStep, FakeServerStep, RolesAndDatabaseStep, VectorExtensionStep,
-        MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
-        AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep, CaptureSpoolStep, PgpassStep,
-        McpConfigStep, ClaudeHooksStep]
+        EnvFileStep, FakeServerStep, FakeServerStep, RolesAndDatabaseStep, OtherDatabasesStep,
+        VectorExtensionStep, MigrationsStep, EmbeddingColumnsStep, PartitionsStep,
+        MaterializedViewsStep, AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep,
+        CaptureSpoolStep, PgpassStep, McpConfigStep, ClaudeHooksStep]
     assert [s.title for s in steps[1:3]] == ["Fake server installed", "Fake server running"]
 
 
@@ -324,14 +325,15 @@ def test_steps_that_need_the_server_are_blocked_while_it_is_down(
     results = run_steps(installation.steps(), Console(quiet=True), dry_run=True)
     blocked = [type(step) for step, r in zip(installation.steps(), results, strict=True)
                if r.check.state == "blocked"]
-    assert blocked == [RolesAndDatabaseStep, VectorExtensionStep, MigrationsStep,
-                       EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
+    assert blocked == [RolesAndDatabaseStep, OtherDatabasesStep, VectorExtensionStep,
+                       MigrationsStep, EmbeddingColumnsStep, PartitionsStep, MaterializedViewsStep,
                        AgentGrantsStep, AgentGuardStep, ExchangeTriggersStep, ImportExportsStep]
     for step, result in zip(installation.steps(), results, strict=True):
         if result.check.state == "blocked":
             assert result.detail.startswith("will follow: after the")
             # every step past the roles waits the one way, saying why (libpq's reason)
-            assert isinstance(step, DatabaseStep) or blocked.index(type(step)) < 2, step
+            assert isinstance(step, DatabaseStep) or type(step) in (RolesAndDatabaseStep,
+                                                                    VectorExtensionStep), step
         if isinstance(step, DatabaseStep):
             assert "Connection refused" in result.check.detail
 
