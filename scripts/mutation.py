@@ -40,6 +40,7 @@ LEAKS = "tests/integration/test_secret_leaks.py"
 CLIENTS = "tests/integration/test_client_config_formats.py"
 MIGRATIONS = "tests/integration/test_migrations.py"
 EXCHANGE = "tests/integration/test_exchange.py"
+INTEGRITY = "tests/integration/test_exchange_integrity.py"
 NATIVE = "tests/integration/test_native_install.py"
 PROMISES = "tests/integration/test_documented_promises.py"
 PLAN = "tests/integration/test_plan_and_output.py"
@@ -189,6 +190,17 @@ MUTANTS = [
            "if item.target.exists() and sha256_file(item.target) == item.entry.sha256:",
            "if False:",
            (f"{EXCHANGE}::test_export_twice_gives_identical_bytes_and_rewrites_nothing",)),
+    Mutant("wide-field-quotes-not-doubled", "installer/exchange/export.py",
+           "out.write(chunk.replace(b'\"', b'\"\"') if quoted else chunk)", "out.write(chunk)",
+           (f"{INTEGRITY}::test_wide_fields_are_exported_in_chunks_byte_for_byte",)),
+    Mutant("tombstones-purged-before-export", "installer/exchange/tombstones.py",
+           "ids, times = _exported(previous, old) if old else ([], [])",
+           "ids, times = list(old), ['infinity'] * len(old)",
+           (f"{INTEGRITY}::test_old_tombstones_are_purged_once_exported",)),
+    Mutant("merge-driver-trusts-json-shape", "installer/exchange/merge.py",
+           "if not isinstance(doc, dict):", "if False:",
+           (f"{UNIT}/test_exchange_merge.py::"
+            "test_a_manifest_that_is_json_but_not_an_object_is_left_to_git",)),
     Mutant("import-reruns-every-time", "installer/exchange/sync.py",
            "return source.manifest is not None and state.recorded(conn) == source.fingerprint",
            "return False",

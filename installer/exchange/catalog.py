@@ -47,6 +47,9 @@ TRANSACTION_SETTINGS = {
 # Float arrays travel in pgvector's text form `[1,2.5]`, so an embedding that is vector(N) on
 # one server and real[] on another has one CSV form that loads into either.
 FLOAT_ARRAYS = ("real[]", "double precision[]")
+# A jsonb, array or vector value stored (compressed) above this size is measured by its text
+# when the export looks for wide rows; below it its text is at most a few MB.
+STORED_EXACT = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,31 @@ class Column:
     @property
     def staging_type(self) -> str:
         return "text" if self.float_array else self.type
+
+    def text_expr(self) -> sql.Composable:
+        """Its exported text as an expression: what COPY writes, before CSV quoting."""
+        ident = sql.Identifier(self.name)
+        if self.float_array:
+            return sql.SQL("array_to_json({})::text").format(ident)
+        return sql.SQL("{}::text").format(ident)
+
+    def size_expr(self) -> sql.Composable | None:
+        """About the bytes of its exported text, cheap for every row; None for types whose
+        text is small (or whose cast to text is not its output function: char(n), bool, …).
+        Exact for text and bytea (their length is read without detoasting); other types give
+        their stored size, and their text length when they are stored compressed above
+        STORED_EXACT bytes."""
+        ident = sql.Identifier(self.name)
+        if self.type in ("text", "xml") or self.type.startswith("character varying"):
+            return sql.SQL("octet_length({})::bigint").format(ident)
+        if self.type == "bytea":
+            return sql.SQL("2 * octet_length({})::bigint + 2").format(ident)
+        if self.type in ("jsonb", "json", "tsvector") or self.type.endswith("[]") or \
+                self.type.startswith(("vector", "halfvec", "sparsevec")):
+            return sql.SQL("CASE WHEN pg_column_size({0}) > {1} THEN octet_length({2})::bigint "
+                           "ELSE pg_column_size({0}) END").format(
+                ident, sql.Literal(STORED_EXACT), self.text_expr())
+        return None
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,17 @@ All tables are read in one REPEATABLE READ snapshot with `COPY (SELECT … ORDER
 key>) TO STDOUT` and streamed to temp files beside their targets while being hashed. Only when
 every table succeeded are changed files renamed into place, then the manifest and summary are
 written; a file whose bytes did not change is not touched. Tables that the exporting database
-does not have (a module not installed here) keep their files and manifest entries.
+does not have (a module not installed here) keep their files and manifest entries. A row
+above WIDE_ROW_BYTES is written field by field, its big fields in chunks (memory stays
+bounded). Before the snapshot, tombstones older than the kept days that the previous export
+holds are purged (tombstones.purge).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +26,7 @@ from psycopg import sql
 from installer import program
 from installer.credentials import ConnInfo
 from installer.errors import DataError
-from installer.exchange import catalog
+from installer.exchange import catalog, tombstones
 from installer.exchange.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -36,6 +40,12 @@ from installer.exchange.summary import SUMMARY_NAME, render_summary
 from installer.fileutil import write_if_changed
 
 _BLOCK = 1 << 20
+# Memory stays bounded at any field size: a row whose text is above WIDE_ROW_BYTES is written
+# field by field, each field above WIDE_FIELD_BYTES in chunks of CHUNK_BYTES (libpq would
+# otherwise hold the whole row, and Python a copy of it).
+WIDE_ROW_BYTES = 16 << 20
+WIDE_FIELD_BYTES = 1 << 20
+CHUNK_BYTES = 4 << 20
 
 
 @dataclass
@@ -43,6 +53,7 @@ class ExportResult:
     manifest: Manifest
     changed_files: list[str] = field(default_factory=list)  # relative to exports/
     change_seq: int | None = None  # exchange_change_seq when nothing else was writing
+    purged: int = 0  # tombstones older than learning.tombstone_days, exported before
 
     @property
     def changed(self) -> bool:
@@ -56,38 +67,149 @@ class _Pending:
     target: Path
 
 
-def _write(handle: BinaryIO, digest: hashlib._Hash, data: bytes | bytearray | memoryview) -> None:
-    handle.write(data)
-    digest.update(data)
-    if isinstance(data, bytearray):
-        data.clear()
+class _Out:
+    """The temp file and the SHA-256 of what was written to it."""
+
+    def __init__(self, handle: BinaryIO):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+        if isinstance(data, bytearray):
+            data.clear()
+
+
+def _key_values(table: catalog.Table, key: tuple[str, ...]) -> sql.Composable:
+    """A key read as text (`_wide_rows`), as typed literals in key order."""
+    return sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(column.type))
+                              for value, column in zip(key, _key_columns(table), strict=True))
+
+
+def _key_columns(table: catalog.Table) -> list[catalog.Column]:
+    return [c for name in table.key if (c := table.column(name)) is not None]
+
+
+def _wide_rows(conn: psycopg.Connection,
+               table: catalog.Table) -> list[tuple[tuple[str, ...], dict[str, int]]]:
+    """Rows whose text is above WIDE_ROW_BYTES, in key order: (key as text, size of each
+    sizable column). One pass over the table that reads no large value."""
+    sizes = [(c, e) for c in table.columns if (e := c.size_expr()) is not None]
+    if not sizes or len(_key_columns(table)) != len(table.key):
+        return []
+    query = sql.SQL("SELECT {}, ARRAY[{}] FROM {} WHERE {} > {} ORDER BY {}").format(
+        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in table.key),
+        sql.SQL(", ").join(e for _, e in sizes), table.ident,
+        sql.SQL(" + ").join(sql.SQL("coalesce({}, 0)").format(e) for _, e in sizes),
+        sql.Literal(WIDE_ROW_BYTES), table.key_list)
+    found = []
+    for row in conn.execute(query):
+        *key, each = row
+        found.append((tuple(key), {c.name: n or 0 for (c, _), n in zip(sizes, each, strict=True)}))
+    return found
+
+
+def _copy_rows(conn: psycopg.Connection, table: catalog.Table, out: _Out,
+               after: tuple[str, ...] | None, before: tuple[str, ...] | None,
+               header: bool) -> int:
+    """COPY the rows between two keys (None: no bound) in key order; returns their count."""
+    bounds = [sql.SQL("({}) {} ({})").format(table.key_list, sql.SQL(op), _key_values(table, k))
+              for op, k in ((">", after), ("<", before)) if k is not None]
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(bounds) if bounds else sql.SQL("")
+    query = sql.SQL("COPY (SELECT {} FROM {}{} ORDER BY {}) TO STDOUT WITH (FORMAT csv{})"
+                    ).format(sql.SQL(", ").join(c.export_expr() for c in table.columns),
+                             table.ident, where, table.key_list,
+                             sql.SQL(", HEADER") if header else sql.SQL(""))
+    with conn.cursor() as cur:
+        buffer = bytearray()  # COPY sends one message per row: write and hash in blocks
+        with cur.copy(query) as copy:
+            for row in copy:
+                if len(row) >= _BLOCK:  # a big row goes out as it is, never copied
+                    out.write(buffer)
+                    out.write(row)
+                    continue
+                buffer += row
+                if len(buffer) >= _BLOCK:
+                    out.write(buffer)
+        out.write(buffer)
+        return cur.rowcount
+
+
+def _copy_wide_row(conn: psycopg.Connection, table: catalog.Table, out: _Out,
+                   key: tuple[str, ...], sizes: dict[str, int]) -> None:
+    """One wide row, byte for byte as COPY writes it: COPY writes the row with a marker in
+    place of each field above WIDE_FIELD_BYTES, and each such field is read in chunks of
+    CHUNK_BYTES and quoted here the way COPY quotes."""
+    marker = f"learningwide{secrets.token_hex(16)}"
+    streamed = [c for c in table.columns if sizes.get(c.name, 0) > WIDE_FIELD_BYTES]
+    query = sql.SQL("COPY (SELECT {} FROM {} WHERE ({}) = ({})) TO STDOUT WITH (FORMAT csv)"
+                    ).format(sql.SQL(", ").join(
+                        sql.SQL("{} AS {}").format(sql.Literal(f"{marker}{i:04d}"),
+                                                   sql.Identifier(c.name))
+                        if c in streamed else c.export_expr()
+                        for i, c in enumerate(table.columns)),
+                        table.ident, table.key_list, _key_values(table, key))
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        line = b"".join(bytes(part) for part in copy)  # the fields below WIDE_FIELD_BYTES
+    for i, column in enumerate(table.columns):
+        if column in streamed:
+            written, line = line.split(f"{marker}{i:04d}".encode(), 1)
+            out.write(written)
+            _copy_field(conn, table, column, key, out)
+    out.write(line)
+
+
+# A value is quoted when it holds a delimiter, a quote or a line end (it is never empty here)
+_QUOTED = '[",\n\r]'
+
+
+def _copy_field(conn: psycopg.Connection, table: catalog.Table, column: catalog.Column,
+                key: tuple[str, ...], out: _Out) -> None:
+    """One field in chunks through a server-side cursor: the server holds the value once
+    (OFFSET 0 keeps the subquery from being evaluated again for every chunk), this process
+    holds one chunk."""
+    query = sql.SQL(
+        "SELECT s.quoted, substring(s.value FROM g FOR {size}) FROM (SELECT "
+        "convert_to({text}, 'UTF8') AS value, {text} ~ {special} AS quoted FROM {table} "
+        "WHERE ({key}) = ({values}) OFFSET 0) s "
+        "CROSS JOIN LATERAL generate_series(1, octet_length(s.value), {size}) g").format(
+        size=sql.Literal(CHUNK_BYTES), text=column.text_expr(), special=sql.Literal(_QUOTED),
+        table=table.ident, key=table.key_list, values=_key_values(table, key))
+    quoted = False
+    with conn.cursor(name="learning_export_field", binary=True) as cur:
+        cur.itersize = 1
+        cur.execute(query)
+        for number, (quote, chunk) in enumerate(cur):
+            if number == 0 and quote:
+                quoted = True
+                out.write(b'"')
+            out.write(chunk.replace(b'"', b'""') if quoted else chunk)
+    if quoted:
+        out.write(b'"')
 
 
 def _copy_table(conn: psycopg.Connection, table: catalog.Table, target: Path) -> _Pending:
+    """The table in key order. Rows above WIDE_ROW_BYTES are found first and written field by
+    field between COPYs of the rows around them, so no row is ever held whole here."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    digest = hashlib.sha256()
-    query = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT WITH (FORMAT csv, HEADER)"
-                    ).format(sql.SQL(", ").join(c.export_expr() for c in table.columns),
-                             table.ident, table.key_list)
     try:
-        with os.fdopen(fd, "wb") as handle, conn.cursor() as cur:
-            buffer = bytearray()  # COPY sends one message per row: write and hash in blocks
-            with cur.copy(query) as copy:
-                for row in copy:
-                    if len(row) >= _BLOCK:  # a big row goes out as it is, never copied
-                        _write(handle, digest, buffer)
-                        _write(handle, digest, row)
-                        continue
-                    buffer += row
-                    if len(buffer) >= _BLOCK:
-                        _write(handle, digest, buffer)
-            _write(handle, digest, buffer)
-            rows = cur.rowcount
+        with os.fdopen(fd, "wb") as handle:
+            out = _Out(handle)
+            wide = _wide_rows(conn, table)
+            keys: list[tuple[str, ...] | None] = [key for key, _ in wide]
+            rows = 0
+            bounds = zip([None, *keys], [*keys, None], strict=True)
+            for number, (after, before) in enumerate(bounds):
+                rows += _copy_rows(conn, table, out, after, before, header=number == 0)
+                if before is not None:
+                    _copy_wide_row(conn, table, out, before, wide[number][1])
+                    rows += 1
         os.chmod(tmp_name, 0o644)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    entry = TableEntry(table.name, table_file(table.name), rows, digest.hexdigest(),
+    entry = TableEntry(table.name, table_file(table.name), rows, out.digest.hexdigest(),
                        tuple((c.name, c.exchange_type) for c in table.columns), table.key)
     return _Pending(entry, Path(tmp_name), target)
 
@@ -118,6 +240,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
     pending: list[_Pending] = []
     try:
         with catalog.connect(owner) as conn:
+            purged = tombstones.purge(conn, exports_dir / table_file(catalog.TOMBSTONES))
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             with catalog.transaction(conn):
@@ -137,7 +260,7 @@ def export_all(owner: ConnInfo, exports_dir: Path) -> ExportResult:
     kept = {n: e for n, e in (old.tables.items() if old else ())
             if n not in {t.name for t in tables} and (exports_dir / e.file).exists()}
     manifest = Manifest(schema, {**kept, **{p.entry.name: p.entry for p in pending}})
-    result = ExportResult(manifest, change_seq=change_seq)
+    result = ExportResult(manifest, change_seq=change_seq, purged=purged)
     for item in pending:
         if item.target.exists() and sha256_file(item.target) == item.entry.sha256:
             item.tmp.unlink()

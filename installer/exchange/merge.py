@@ -173,12 +173,25 @@ def merge_rows(base: Path, ours: Path, theirs: Path, out: Path,
 
 
 def _load_json(path: Path) -> dict[str, Any]:
+    """One version of manifest.json (an empty file: no version, e.g. no common ancestor);
+    anything but an export manifest's shape is refused, so git leaves a conflict."""
     try:
-        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8") or "{}")
+        doc: object = json.loads(path.read_text(encoding="utf-8") or "{}")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MergeRefused(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise MergeRefused(f"{path} is not an export manifest (a JSON {type(doc).__name__}, "
+                           "not an object)")
     if doc and doc.get("format") != FORMAT:
         raise MergeRefused(f"{path} is not an export manifest")
+    tables, schema = doc.get("tables", {}), doc.get("schema_version", {})
+    if not isinstance(tables, dict) or not all(isinstance(e, dict) and "file" in e and
+                                               "columns" in e for e in tables.values()) \
+            or not isinstance(schema, dict) \
+            or not all(isinstance(v, int) for v in schema.values()) \
+            or not isinstance(doc.get("format_version", FORMAT_VERSION), int):
+        raise MergeRefused(f"{path} is not an export manifest (malformed tables, "
+                           "schema_version or format_version)")
     return doc
 
 

@@ -15,6 +15,7 @@ from installer.exchange import state
 from installer.exchange.export import ExportResult, export_all
 from installer.exchange.import_ import FileOutcome, Source, find_source, import_source
 from installer.exchange.manifest import MANIFEST_NAME
+from installer.exchange.tombstones import KEEP_DAYS_SETTING
 from installer.schema_maintenance import refresh
 
 
@@ -93,6 +94,10 @@ def run_export(owner: ConnInfo, exports_dir: Path, console: Console) -> ExportRe
             problem.message = "export stopped: " + problem.message
             raise problem
     result = export_all(owner, exports_dir)
+    if result.purged:
+        console.step("Old tombstones purged", "changed",
+                     f"{result.purged} delete(s) older than {KEEP_DAYS_SETTING} days, exported "
+                     "before")
     with db.connect(owner, autocommit=True) as conn:
         state.record(conn, hashlib.sha256((exports_dir / MANIFEST_NAME).read_bytes()).hexdigest(),
                      result.change_seq)

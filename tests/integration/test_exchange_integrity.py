@@ -14,6 +14,7 @@ import pytest
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import DataError
+from installer.exchange import catalog
 from installer.exchange.manifest import MANIFEST_NAME, Manifest, read_manifest
 from installer.exchange.sync import run_export
 from installer.exchange.triggers import attach
@@ -225,3 +226,80 @@ def test_rows_pointing_at_a_parent_deleted_here_follow_the_delete(
     assert error == ""
     assert _sql(db, "SELECT content, session_id FROM memories") == [("from b", None)]
     assert count(db, "conversation_chunks") == 0  # ON DELETE CASCADE
+
+
+def test_wide_fields_are_exported_in_chunks_byte_for_byte(
+        db: ConnInfo, cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fields above the export's thresholds (lowered here: 64 KB a row, 32 KB a field) are read
+    in chunks; the files are the ones COPY writes whole, and they import back exactly."""
+    seed(db, n=4)
+    awkward = 'é,"x"\n✓' * 12_000  # quotes, commas, line ends, multibyte: ~130 KB, 2x the row
+    plain = "y" * 140_000  # no quoting
+    _sql(db, "INSERT INTO interaction_logs (from_agent, to_agent, message_type, payload, "
+         "response) VALUES ('w1', 'b', 'big', jsonb_build_object('q', %s::text), %s), "
+         "('w2', %s, 'big', '{}', NULL), ('w3', 'b', '', '{}', '')", awkward, awkward, plain)
+    _sql(db, "INSERT INTO learning_events (event_type, agent_name, payload, created_at) VALUES "
+         "('big', %s, '{}', '2025-03-01T00:00:00Z'), ('small', 'a', '{}', "
+         "'2025-03-01T00:00:00Z')", awkward)
+    export(db, tmp_path / "whole")
+    from installer.exchange import export as export_module
+    for name, value in (("WIDE_ROW_BYTES", 64 << 10), ("WIDE_FIELD_BYTES", 32 << 10),
+                        ("CHUNK_BYTES", 10_001)):  # chunks end inside "" pairs and characters
+        monkeypatch.setattr(export_module, name, value)
+    monkeypatch.setattr(catalog, "STORED_EXACT", 1024)  # the jsonb compresses well
+    chunked: list[str] = []
+    copy_field = export_module._copy_field
+    monkeypatch.setattr(export_module, "_copy_field", lambda conn, table, column, key, out: (
+        chunked.append(f"{table.name}.{column.name}"),
+        copy_field(conn, table, column, key, out))[-1])
+    export(db, tmp_path / "chunked")
+    assert sorted(chunked) == ["interaction_logs.payload", "interaction_logs.response",
+                               "interaction_logs.to_agent", "learning_events.agent_name"]
+    assert files(tmp_path / "chunked") == files(tmp_path / "whole")
+    with extra_database(cluster) as other:
+        _, error = load(other, tmp_path / "chunked")
+        assert error == ""
+        for table in ("interaction_logs", "learning_events"):
+            assert rows(other, table) == rows(db, table)
+
+
+def _tombstones(db: ConnInfo) -> set[str]:
+    return {str(r[0]) for r in _sql(db, "SELECT row_id FROM exchange_tombstones")}
+
+
+def _exported_tombstones(folder: Path) -> set[str]:
+    text = (folder / "csv" / "exchange_tombstones.csv").read_text()
+    return {line.split(",")[2] for line in text.splitlines()[1:]}
+
+
+def test_old_tombstones_are_purged_once_exported(db: ConnInfo, tmp_path: Path) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    for i in ids:
+        _sql(db, "INSERT INTO model_performance (id, model_name, accuracy) VALUES (%s, 'm', 0.5)",
+             i)
+    a, b, c, d, e = ids
+    _sql(db, "DELETE FROM model_performance WHERE id = ANY (%s::uuid[])", [a, b, c])
+    backdate = "UPDATE exchange_tombstones SET deleted_at = now() - %s::interval " \
+               "WHERE row_id = ANY (%s::uuid[])"
+    _sql(db, backdate, "100 days", [a])
+    out = tmp_path / "exports"
+    export(db, out)  # a is old but was never exported: it stays, and is exported now
+    assert _tombstones(db) == _exported_tombstones(out) == {a, b, c}
+    _sql(db, backdate, "91 days", [b])  # exported (with a later time) and now old
+    _sql(db, backdate, "20 days", [c])  # exported, younger than 90 days
+    _sql(db, "DELETE FROM model_performance WHERE id = %s", d)
+    _sql(db, backdate, "200 days", [d])  # old, but never exported
+    result = run_export(db, out, Console(quiet=True))
+    assert result.purged == 2
+    assert _tombstones(db) == _exported_tombstones(out) == {c, d}
+    _sql(db, "DELETE FROM model_performance WHERE id = %s", e)
+    with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{name}" SET learning.tombstone_days = 10')
+    assert run_export(db, out, Console(quiet=True)).purged == 2  # c and d: exported, > 10 days
+    assert _tombstones(db) == _exported_tombstones(out) == {e}
+    with psycopg.connect(**db.kwargs(), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET learning.tombstone_days = \'soon\'')
+    with pytest.raises(DataError, match=r"learning\.tombstone_days is 'soon'"):
+        run_export(db, out, Console(quiet=True))
+    assert _exported_tombstones(out) == {e}  # nothing changed

@@ -103,3 +103,15 @@ def test_checksum_ignores_crlf_line_ends_git_added(tmp_path: Path) -> None:
     carriage = tmp_path / "cr.csv"  # an LF file keeps a \r that belongs to a value
     carriage.write_bytes(text.replace('"a\nb"', '"a\r\nb"').encode())
     assert sha256_file(carriage) != sha256_file(lf)
+
+
+def test_a_manifest_that_is_json_but_not_an_object_is_left_to_git(tmp_path: Path) -> None:
+    ours = _manifest({"a": 2})
+    for theirs in ("[1, 2]", '"text"', "42", '{"format": "learning-exports", "tables": [1]}',
+                   '{"format": "learning-exports", "tables": {"a": 3}}'):
+        code, merged, err = _driver(tmp_path, _manifest({"a": 1}), ours, theirs,
+                                    "exports/manifest.json")
+        assert code == 1, theirs
+        assert "learning exports: cannot merge exports/manifest.json by row" in err
+        assert "is not an export manifest" in err and "Traceback" not in err
+        assert merged == ours  # ours untouched: git reports the conflict
