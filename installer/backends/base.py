@@ -4,7 +4,7 @@ that finds a backend by its mode name."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -82,12 +82,13 @@ class Backend(ABC):
 
 
 def refuse_lost_admin_password(settings: Settings, passwords: Passwords, data: str | None,
-                               hint: str) -> None:
+                               hint: Callable[[], str]) -> None:
     """`data` (a cluster, a volume) exists, None when it does not: when `.env` holds no admin
-    password for it, a new one would never work; `hint` says how to restore or start over."""
+    password for it, a new one would never work; `hint()` says how to restore or start over
+    (asked only then: it may look at the machine)."""
     if data is not None and "admin" in passwords.generated:
         raise ConfigError(f"{data} exists but {settings.env_path} holds no admin password for it "
-                          "(was .env deleted?)", hint=hint)
+                          "(was .env deleted?)", hint=hint())
 
 
 _REGISTRY: dict[str, type[Backend]] = {}

@@ -174,8 +174,8 @@ class DockerBackend(Backend):
         refuse_lost_admin_password(
             settings, passwords,
             f"the data volume {backend.spec.volume}" if backend.volume_exists() else None,
-            hint="restore .env from a backup; or, to start over and delete that volume's "
-            f"data, run `docker rm -f {backend.spec.name}; docker volume rm "
+            hint=lambda: "restore .env from a backup; or, to start over and delete that "
+            f"volume's data, run `docker rm -f {backend.spec.name}; docker volume rm "
             f"{backend.spec.volume}`")
         return backend
 

@@ -182,8 +182,8 @@ class NativeBackend(Backend):
         refuse_lost_admin_password(
             settings, passwords,
             f"the cluster in {backend.pgdata}" if backend.is_initialised() else None,
-            hint="restore .env from a backup (the data is untouched); or, to start over and "
-            f"DELETE that cluster's data: `{backend.stop_command()}`, then "
+            hint=lambda: "restore .env from a backup (the data is untouched); or, to start "
+            f"over and DELETE that cluster's data: `{backend.stop_command()}`, then "
             f"`rm -rf {shlex.quote(str(backend.instance_dir))}`")
         return backend
 
