@@ -209,12 +209,12 @@ def test_agent_is_kept_out_of_the_admins_application_database(
     assert doctor.returncode == 0 and "protect_other_databases is off" in doctor.stdout
 
 
+@pytest.mark.parametrize("server", ["embedded"], indirect=True)  # the one with pgvector
 def test_a_provider_admin_role_is_asked_to_create_pgvector(
         project: Project, server: Cluster, admin_env: dict[str, str], names: Names) -> None:
     """An admin in rds_superuser (cloudsqlsuperuser, azure_pg_admin…) may create allow-listed
     extensions: the install tries; where the server still refuses, the real[] fallback."""
-    if not server.has_pgvector:
-        pytest.skip("pgvector is only in the embedded cluster")
+    assert server.has_pgvector
     admin = admin_env["LEARNING_ADMIN_URL"].split("//")[1].split("@")[0]
     with psycopg.connect(**server.admin.kwargs(), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'").fetchone():
