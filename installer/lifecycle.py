@@ -35,7 +35,6 @@ from installer.errors import (
 )
 from installer.installation import Installation
 from installer.mcp_config import SERVER_NAME, clients_named
-from installer.mcp_probe import probe_clients
 from installer.other_databases import manual_fix, open_databases
 from installer.prompts import confirm, interactive
 from installer.provision import LOCKED_ON_OUR_SERVER
@@ -364,6 +363,9 @@ def _shared_server_finding(installation: Installation, title: str, detail: str,
 
 def _mcp_findings(installation: Installation) -> list[Finding]:
     """Each configured client's entry, started as the client would, answers one read."""
+    # imported here: the `mcp` SDK costs ~0.4 s to import, and only `doctor` needs it
+    from installer.mcp_probe import probe_clients
+
     s = installation.settings
     p = installation.passwords
     reports = probe_clients(clients_named(s.mcp_clients), s.project_dir,
