@@ -63,7 +63,7 @@ def system_binaries() -> PgBinaries | None:
     for pattern in SYSTEM_SEARCH:
         candidates.extend(sorted(Path("/").glob(pattern.lstrip("/")), reverse=True))
     found = []
-    for bindir in candidates:
+    for bindir in dict.fromkeys(candidates):  # PATH's is often one of the searched ones too
         if all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
             version = _version(bindir)
             if version:

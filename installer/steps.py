@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -58,6 +59,13 @@ class Step(ABC):
         """For --dry-run: the file change `apply` would make, as a unified diff with secrets
         masked; empty when the step writes no file."""
         return ""
+
+    def prepare(self) -> None:  # noqa: B027 (optional: most steps have nothing to prepare)
+        """Work that `check` or `apply` needs and that only reads the checkout (e.g. parsing
+        SQL files), done ahead into a cache: once a run has a change to make, `run_steps`
+        calls it for the later steps in a background thread while the earlier ones apply
+        (initdb, a server start: waits on other processes). It changes nothing; what it
+        raises is ignored, as the step's own check and apply meet it again."""
 
 
 class DatabaseStep(Step):
@@ -111,20 +119,30 @@ def checked(step: Step) -> Check:
 
 def run_steps(steps: list[Step], console: Console, *, dry_run: bool = False) -> list[StepResult]:
     results = []
-    for step in steps:
-        check = checked(step)
-        if check.ok:
-            result = StepResult(step.title, "ok", check.detail, check)
-        elif dry_run:
-            verb = {"create": "will create", "change": "will change", "repair": "will repair",
-                    "blocked": "will follow"}[check.state]
-            result = StepResult(step.title, "planned", f"{verb}: {check.detail}".rstrip(": "),
-                                check, step.diff())
-        else:
-            with console.working(step.title), server_errors(step):
-                done = step.apply(check)
-            result = StepResult(step.title, "changed", done, check)
-        console.step(result.title, result.state, result.detail, diff=result.diff,
-                     action=check.state)
-        results.append(result)
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+    prepared: dict[int, Future[None]] = {}  # by id(step), once a change is due
+    try:
+        for index, step in enumerate(steps):
+            if (preparing := prepared.get(id(step))) is not None:
+                preparing.exception()  # wait for it, rather than do the same work twice
+            check = checked(step)
+            if check.ok:
+                result = StepResult(step.title, "ok", check.detail, check)
+            elif dry_run:
+                verb = {"create": "will create", "change": "will change",
+                        "repair": "will repair", "blocked": "will follow"}[check.state]
+                result = StepResult(step.title, "planned",
+                                    f"{verb}: {check.detail}".rstrip(": "), check, step.diff())
+            else:
+                if not prepared:
+                    prepared = {id(later): ahead.submit(later.prepare)
+                                for later in steps[index + 1:]}
+                with console.working(step.title), server_errors(step):
+                    done = step.apply(check)
+                result = StepResult(step.title, "changed", done, check)
+            console.step(result.title, result.state, result.detail, diff=result.diff,
+                         action=check.state)
+            results.append(result)
+    finally:
+        ahead.shutdown(wait=False, cancel_futures=True)
     return results

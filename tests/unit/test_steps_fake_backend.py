@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from installer.errors import (
 from installer.exchange.steps import ImportExportsStep, PrePushHookStep
 from installer.exchange.triggers import ExchangeTriggersStep
 from installer.installation import Installation
+from installer.migrations import load_module_migrations, statements
 from installer.other_databases import OtherDatabasesStep
 from installer.project_steps import EnvFileStep, McpConfigStep, MigrationsStep, PgpassStep
 from installer.provision import AgentGrantsStep, RolesAndDatabaseStep, VectorExtensionStep
@@ -275,6 +277,70 @@ def test_a_failing_step_ends_the_run_with_its_exit_code_and_stops_there(
     assert [s["step"] for s in document["steps"]] == (
         [installation.settings.env_path.name + " with connection settings (mode 0600)"])
     assert not (tmp_path / "project" / ".mcp.json").exists()  # the steps after it did not run
+
+
+class Ahead(Step):
+    """A step that logs where and when its `prepare` ran; `wait_for` makes its apply last until
+    another step has been prepared (or 5 s)."""
+
+    def __init__(self, name: str, log: list[str], *, done: bool = False,
+                 prepare_fails: bool = False, wait_for: threading.Event | None = None):
+        self.title = name
+        self.log = log
+        self.done = done
+        self.prepare_fails = prepare_fails
+        self.wait_for = wait_for
+        self.prepared = threading.Event()
+
+    def prepare(self) -> None:
+        self.log.append(f"prepare {self.title} in {threading.current_thread().name[:7]}")
+        self.prepared.set()
+        if self.prepare_fails:
+            raise MigrationError("a bad file; check and apply report it themselves")
+
+    def check(self) -> Check:
+        self.log.append(f"check {self.title}")
+        return ok() if self.done else Check("create", "make it")
+
+    def apply(self, check: Check) -> str:
+        if self.wait_for is not None:
+            self.log.append(f"{self.title} saw it prepared: {self.wait_for.wait(5)}")
+        self.done = True
+        return "made"
+
+
+def test_later_steps_prepare_in_the_background_while_an_earlier_one_applies() -> None:
+    log: list[str] = []
+    later = Ahead("later", log, prepare_fails=True)
+    steps = [Ahead("first", log, done=True), Ahead("slow", log, wait_for=later.prepared), later]
+
+    results = run_steps(steps, Console(quiet=True))
+
+    assert [r.state for r in results] == ["ok", "changed", "changed"]
+    # prepared by another thread during the slow apply; its error is left to its own check
+    assert log == ["check first", "check slow", "prepare later in prepare",
+                   "slow saw it prepared: True", "check later"]
+
+
+def test_a_run_without_changes_and_a_plan_prepare_nothing() -> None:
+    log: list[str] = []
+    run_steps([Ahead("a", log, done=True), Ahead("b", log, done=True)], Console(quiet=True))
+    run_steps([Ahead("c", log), Ahead("d", log)], Console(quiet=True), dry_run=True)
+    assert log == ["check a", "check b", "check c", "check d"]
+
+
+def test_the_migrations_step_prepares_every_file_split_into_statements() -> None:
+    step = MigrationsStep(ConnInfo("127.0.0.1", _closed_port(), "db", "owner"), REPO / "sql")
+    texts = [m.sql for module in step.modules for m in load_module_migrations(module)]
+    statements.cache_clear()
+
+    step.prepare()
+
+    before = statements.cache_info()
+    assert before.misses >= len(texts) > 10
+    for text in texts:
+        statements(text)
+    assert statements.cache_info().misses == before.misses  # all of them were ready
 
 
 # -- --dry-run ------------------------------------------------------------------------------
