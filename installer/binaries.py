@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import shutil
@@ -35,6 +36,7 @@ class PgBinaries:
         return bool(share) and (Path(share) / "extension" / "vector.control").exists()
 
 
+@functools.cache  # detection and the native backend each ask; `postgres --version` is a spawn
 def _version(bindir: Path) -> str | None:
     postgres = bindir / "postgres"
     if not postgres.exists():
