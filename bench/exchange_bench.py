@@ -16,7 +16,8 @@ its own; the process reports how long the operation took (connect, load, commit,
 after it), and the interpreter's start (Python and the driver loading, once per command, not
 per table) is shown apart. Goals: import >= 0.85x psql's throughput, re-import <= 1.5x the
 import's time, export >= 0.9x psql's ordered export throughput, peak RSS <= 200 MB, also for
-one row with a `--big-field-mb` field.
+one row with a `--big-field-mb` field: its export, import, import as a legacy file (integer
+ids rewritten) and git's merge driver on three versions of it.
 
 The hook case (also run by --hook-only) installs a copy of the project with its pre-push hook
 in a temp git repository with a bare remote, and times `git push` of a new commit when no
@@ -27,6 +28,7 @@ Goal: the hook adds <= 0.3 s to such a push.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import secrets
@@ -79,8 +81,22 @@ SELECT recount_session_activity()
 # derived session counters (recount triggers, recomputed once after the import).
 KINDS = ("interaction_logs", "agent_memory_bank", "conversation_chunks")
 PARENTS = {"conversation_chunks": ("sessions",)}
+# Prints the process's own peak RSS when it ends. Not wait4's ru_maxrss: on Linux a child
+# started by vfork (as subprocess does) inherits the parent's high-water mark in it.
+PEAK = """
+import atexit
+atexit.register(lambda: print('peak_kb', next(line.split()[1] for line in
+                                              open('/proc/self/status')
+                                              if line.startswith('VmHWM'))))
+"""
+# Runs a script as its own process would (python -c SCRIPT path args…), reporting its peak.
+SCRIPT = PEAK + """
+import runpy, sys
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
 # Runs one installer operation in a child process: python -c CHILD <op> <conninfo…> <dir>
-CHILD = """
+CHILD = PEAK + """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
@@ -94,7 +110,8 @@ started = time.perf_counter()
 if op == 'export':
     export_all(conn, Path(folder))
 else:
-    result = import_source(conn, find_source(Path(folder)), Console(quiet=True), force=False)
+    source = find_source(Path(folder), legacy_allowed=op == 'import-legacy')
+    result = import_source(conn, source, Console(quiet=True), force=False)
     bad = [o.error for o in result.files if o.error]
     assert not bad, bad
 print(f'operation {time.perf_counter() - started:.6f}')
@@ -102,16 +119,16 @@ print(f'operation {time.perf_counter() - started:.6f}')
 
 
 def timed_child(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """Seconds of the operation, seconds of the whole process, peak RSS (bytes)."""
+    """Seconds of the operation, seconds of the whole process, its peak RSS (bytes)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, text=True, check=False)
     elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args[:3])}")
-    found = re.search(r"operation ([0-9.]+)", out)
-    return float(found.group(1)) if found else elapsed, elapsed, usage.ru_maxrss * 1024
+    found = re.search(r"operation ([0-9.]+)", proc.stdout)
+    peak = re.search(r"peak_kb ([0-9]+)", proc.stdout)
+    assert peak, "the child did not report its peak RSS"
+    return float(found.group(1)) if found else elapsed, elapsed, int(peak.group(1)) * 1024
 
 
 def main() -> None:
@@ -311,6 +328,56 @@ def big_field(megabytes: int, admin: ConnInfo, base: Path, env: dict[str, str]) 
     print(f"  one {size:.0f} MB field: export {export_s:.1f} s, {export_rss / 2**20:.0f} MB "
           f"RSS; import {import_s:.1f} s, {import_rss / 2**20:.0f} MB RSS (goal <= 200 MB); "
           f"{'round trip exact' if before == after else 'ROUND TRIP DIFFERS'}")
+    merge_s, merge_rss, merged = merge_big(exports / "csv" / "interaction_logs.csv", base, env)
+    print(f"  merge driver, the field changed on one side and a row added on the other: "
+          f"{merge_s:.1f} s, {merge_rss / 2**20:.0f} MB RSS (goal <= 200 MB); "
+          f"{'merged exactly' if merged else 'MERGE DIFFERS'}")
+    legacy = base / "big-legacy" / "csv" / "interaction_logs.csv"
+    legacy.parent.mkdir(parents=True)
+    with legacy.open("wb") as out, psycopg.connect(**source.kwargs()) as conn, \
+            conn.cursor().copy("COPY (SELECT response FROM interaction_logs) TO STDOUT "
+                               "(FORMAT csv)") as copy:
+        out.write(b"id,from_agent,to_agent,message_type,response,timestamp\n1,a,b,big,")
+        out.write(b"".join(copy).rstrip(b"\n") + b",2024-01-02 03:04:05\n")
+    legacy_db = new_db(admin, "bench_big_legacy")
+    legacy_s, _, legacy_rss = timed_child([*child, "import-legacy", legacy_db.host,
+                                           str(legacy_db.port), legacy_db.dbname,
+                                           legacy_db.user, str(legacy.parent.parent)], env)
+    with psycopg.connect(**legacy_db.kwargs()) as conn:
+        got = conn.execute(same).fetchone()
+    print(f"  legacy import of the field (integer ids rewritten on the way): {legacy_s:.1f} s, "
+          f"{legacy_rss / 2**20:.0f} MB RSS (goal <= 200 MB); "
+          f"{'exact' if got == before else 'DIFFERS'}")
+
+
+def merge_big(export: Path, base: Path, env: dict[str, str]) -> tuple[float, int, bool]:
+    """git's merge driver on three versions of a file holding one huge field: ours adds a
+    row, theirs changes one byte of the field; the result must hold both changes."""
+    folder = base / "big-merge"
+    folder.mkdir()
+    versions = {name: folder / name for name in ("base", "ours", "theirs")}
+    for path in versions.values():
+        shutil.copyfile(export, path)
+    with export.open("rb") as handle:
+        columns = handle.readline().count(b",")
+    added = b"ffffffff-ffff-4fff-bfff-ffffffffffff" + b"," * columns + b"\n"
+    with versions["ours"].open("ab") as handle:
+        handle.write(added)
+    with versions["theirs"].open("r+b") as handle:
+        handle.seek(export.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(b"0" if byte != b"0" else b"1")
+    with versions["theirs"].open("rb") as handle:
+        expected = hashlib.file_digest(handle, "sha256")
+    expected.update(added)
+    script = REPO / "installer" / "exchange" / "merge.py"
+    seconds, _, rss = timed_child([sys.executable, "-c", SCRIPT, str(script),
+                                   *map(str, versions.values()),
+                                   "exports/csv/interaction_logs.csv"], env)
+    with versions["ours"].open("rb") as handle:
+        merged = hashlib.file_digest(handle, "sha256").digest() == expected.digest()
+    return seconds, rss, merged
 
 
 def hook_overhead(pushes: int, binaries: str) -> None:

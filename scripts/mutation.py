@@ -293,6 +293,16 @@ MUTANTS = [
            'self.holder.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY:d})")',
            'self.conn.execute(f"SELECT pg_advisory_lock({LOCK_KEY:d})")',
            (f"{POOLER}::test_concurrent_migrations_through_pgbouncer_apply_each_file_once",)),
+    # -- issue 13: records of any length streamed ---------------------------------------------
+    Mutant("streamed-record-keeps-crlf", "installer/exchange/csvfile.py",
+           '                piece = piece[:-2] + b"\\n"', "                pass",
+           (f"{UNIT}/test_csvfile.py::test_a_streamed_record_reads_as_one_held_whole",)),
+    Mutant("record-ends-at-a-line-break-inside-quotes", "installer/exchange/csvfile.py",
+           "            if ended and not quoted:", "            if ended:",
+           (f"{UNIT}/test_csvfile.py::test_records_know_lines_values_and_truncation",)),
+    Mutant("streamed-records-compared-by-length", "installer/exchange/csvfile.py",
+           "self.digest() == other.digest()", "self.length == other.length",
+           (f"{UNIT}/test_csvfile.py::test_text_order_of_streamed_records",)),
 ]
 
 

@@ -27,7 +27,7 @@ from installer import db
 from installer.console import Console
 from installer.credentials import ConnInfo
 from installer.errors import DataError
-from installer.exchange import catalog, legacy, locate, tombstones, triggers
+from installer.exchange import catalog, csvfile, legacy, locate, tombstones, triggers
 from installer.exchange.manifest import (
     CSV_DIR,
     MANIFEST_NAME,
@@ -114,9 +114,12 @@ class _Layout:
 
 def _read_header(path: Path) -> list[str] | None:
     with path.open("rb") as handle:
-        first = handle.readline()
+        first = handle.readline(csvfile.HEADER + 1)
     if not first.strip():
         return None
+    if len(first) > csvfile.HEADER:
+        raise BadFile(f"{path}, line 1: the header is longer than {csvfile.HEADER:,} bytes "
+                      "(is this a CSV export?)")
     try:
         text = first.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
     except UnicodeDecodeError as exc:
@@ -146,7 +149,7 @@ def _layout(path: Path, table: catalog.Table, header: list[str], verified: bool)
     missing = [k for k in table.key if k not in layout.staged]
     if missing:
         raise BadFile(f"{path}, line 1: the header lacks the key column(s) {', '.join(missing)}")
-    layout.legacy_ids = not verified and legacy.has_integer_ids(path, header.index("id"))
+    layout.legacy_ids = not verified and legacy.has_integer_ids(path)
     return layout
 
 
@@ -160,7 +163,7 @@ class _Reading:
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
         if self.layout.legacy_ids:
-            yield from legacy.rewrite_ids(self.path, self.table, self.layout.header.index("id"))
+            yield from legacy.rewrite_ids(self.path, self.table)
             return
         for chunk in lf_chunks(self.path, _CHUNK):
             self.digest.update(chunk)

@@ -7,21 +7,18 @@ into `created_at` and is read as UTC; `t`/`f` booleans load as they are.
 
 from __future__ import annotations
 
-import csv
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from installer.exchange.locate import records
+from installer.exchange.csvfile import CsvRecords, FieldTooLong
 
 LEGACY_NAMESPACE = uuid.UUID("5d1f3b7e-8c2a-5e4b-9a61-0c7f2e8d4b19")
 # legacy column -> our column, applied when the table has no column of the legacy name
 RENAMES = {"timestamp": "created_at"}
 _INTEGER = re.compile(r"^[0-9]+$")
 _CHUNK = 1 << 20
-csv.field_size_limit(sys.maxsize)  # PostgreSQL's own limit (1 GB a field) is the one that counts
 
 
 class LegacyRowError(ValueError):
@@ -35,50 +32,47 @@ def legacy_uuid(table: str, legacy_id: str) -> str:
     return str(uuid.uuid5(LEGACY_NAMESPACE, f"{table}/{int(legacy_id)}"))
 
 
-def has_integer_ids(path: Path, id_index: int) -> bool:
+def has_integer_ids(path: Path) -> bool:
     """True when the first data row's id is an integer (a legacy export)."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        row = next(reader, None)
-    return row is not None and len(row) > id_index and bool(_INTEGER.match(row[id_index]))
+    with CsvRecords(path, ("id",)) as records:
+        row = next(iter(records), None)
+        if row is None or "id" not in records.header:
+            return False
+        try:
+            return bool(_INTEGER.match(row.value(records.header.index("id"))))
+        except FieldTooLong:
+            return False
 
 
-def _field_span(raw: bytes, index: int) -> tuple[int, int]:
-    """Start and end offsets of field `index` in a raw CSV record (quotes honoured)."""
-    start, field, quoted = 0, 0, False
-    for offset, byte in enumerate(raw):
-        if byte == 0x22:
-            quoted = not quoted
-        elif byte == 0x2C and not quoted:
-            if field == index:
-                return start, offset
-            field, start = field + 1, offset + 1
-    end = len(raw) - (2 if raw.endswith(b"\r\n") else 1 if raw.endswith(b"\n") else 0)
-    return (start, end) if field == index else (len(raw), len(raw))
-
-
-def rewrite_ids(path: Path, table: str, id_index: int) -> Iterator[tuple[bytes, int]]:
+def rewrite_ids(path: Path, table: str) -> Iterator[tuple[bytes, int]]:
     """The file with every integer id replaced, every other byte as it was (so `""` stays an
-    empty string and an empty field stays NULL); yields (chunk, bytes read)."""
+    empty string and an empty field stays NULL); yields (chunk, bytes read). A record of any
+    length passes through in pieces."""
     out = bytearray()
-    read = 0
-    with path.open("rb") as handle:
-        for line, _, raw in records(handle):
-            if raw.count(b'"') % 2:
-                raise LegacyRowError(line, None, "unterminated CSV quoted field (truncated?)")
-            if line > 1 and not raw.strip():
+    with CsvRecords(path, ("id",)) as records:
+        assert records.head is not None and records.head.raw is not None
+        out += records.head.raw
+        id_index = records.header.index("id")
+        read = records.head.length
+        for record in records:
+            if record.truncated:
+                raise LegacyRowError(record.first_line, None,
+                                     "unterminated CSV quoted field (truncated?)")
+            read += record.length
+            if record.blank():
                 continue  # a blank line, e.g. at the end of the file
-            if line > 1:
-                start, end = _field_span(raw, id_index)
-                value = raw[start:end].decode("utf-8", "replace").strip('"')
-                if not _INTEGER.match(value):
-                    raise LegacyRowError(line, "id", f"legacy id {value!r} is not an integer")
-                raw = raw[:start] + legacy_uuid(table, value).encode() + raw[end:]
-            out += raw
-            if len(out) >= _CHUNK:
-                now = handle.tell()
-                yield bytes(out), now - read
-                read = now
-                out.clear()
-    yield bytes(out), path.stat().st_size - read
+            try:
+                value = record.value(id_index)
+            except FieldTooLong:
+                value = "(longer than 1 MB)"
+            if not _INTEGER.match(value):
+                raise LegacyRowError(record.first_line, "id",
+                                     f"legacy id {value[:40]!r} is not an integer")
+            start, end = record.span(id_index)
+            for chunk in record.replaced(start, end, legacy_uuid(table, value).encode()):
+                out += chunk
+                if len(out) >= _CHUNK:
+                    yield bytes(out), read
+                    read = 0
+                    out.clear()
+    yield bytes(out), read

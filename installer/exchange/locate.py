@@ -7,47 +7,15 @@ re-reading the file (only when something failed).
 
 from __future__ import annotations
 
-import csv
 import math
 import re
-import sys
-from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
+from installer.exchange.csvfile import CsvRecords, FieldTooLong
+
 _CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
-csv.field_size_limit(sys.maxsize)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def records(lines: Iterable[bytes]) -> Iterator[tuple[int, int, bytes]]:
-    """(first line, last line, raw bytes) of each CSV record, quotes honoured. A record cut off
-    by the end of the input (an open quote) comes last, as it is."""
-    first, raw, open_quote, number = 1, b"", False, 0
-    for number, line in enumerate(lines, start=1):
-        raw += line
-        if line.count(b'"') % 2:
-            open_quote = not open_quote
-        if not open_quote:
-            yield first, number, raw
-            first, raw = number + 1, b""
-    if raw:
-        yield first, number, raw
-
-
-def _records(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    with path.open("rb") as handle:
-        yield from records(handle)
-
-
-def _field_index(raw: bytes, offset: int) -> int:
-    """Index of the CSV field that contains byte `offset` of a record."""
-    index, quoted = 0, False
-    for byte in raw[:offset]:
-        if byte == 0x22:
-            quoted = not quoted
-        elif byte == 0x2C and not quoted:
-            index += 1
-    return index
 
 
 def _column_name(header: list[str], index: int) -> str:
@@ -61,16 +29,15 @@ def position(path: Path, end_line: int, header: list[str],
 
     A record cut off by the end of the file (an open quote) is the last one read."""
     first = end_line
-    for first, last, raw in _records(path):
-        if last < end_line:
-            continue
-        if column is None:
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return (first + raw.count(b"\n", 0, exc.start),
-                        _column_name(header, _field_index(raw, exc.start)))
-        return first, column
+    with CsvRecords(path) as records:
+        for record in chain([records.head] if records.head else [], records):
+            first = record.first_line
+            if record.last_line < end_line:
+                continue
+            bad = record.invalid_utf8() if column is None else None
+            if bad is not None:
+                return first + bad[1], _column_name(header, record.field_at(bad[0]))
+            return first, column
     return first, column
 
 
@@ -89,12 +56,12 @@ def copy_error_location(path: Path, context: str | None, header: list[str],
 
 def first_invalid_utf8(path: Path, header: list[str]) -> tuple[int, str] | None:
     """Line and column of the first byte that is not UTF-8."""
-    for first, _, raw in _records(path):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return (first + raw.count(b"\n", 0, exc.start),
-                    _column_name(header, _field_index(raw, exc.start)))
+    with CsvRecords(path) as records:
+        for record in records:
+            bad = record.invalid_utf8()
+            if bad is not None:
+                return (record.first_line + bad[1],
+                        _column_name(header, record.field_at(bad[0])))
     return None
 
 
@@ -115,23 +82,29 @@ def first_bad_float_list(path: Path, header: list[str],
                          columns: list[str]) -> tuple[int, str] | None:
     """Line and column of the first value in `columns` that is not a list of finite numbers."""
     indexes = [header.index(c) for c in columns if c in header]
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        start = reader.line_num + 1
-        for record in reader:
+    with CsvRecords(path, [header[i] for i in indexes]) as records:
+        for record in records:
             for i in indexes:
-                if i < len(record) and not _float_list(record[i]):
-                    return start, header[i]
-            start = reader.line_num + 1
+                try:
+                    good = _float_list(record.value(i))
+                except FieldTooLong:
+                    good = False
+                if not good:
+                    return record.first_line, header[i]
     return None
 
 
 def line_of(path: Path, needle: str) -> int | None:
     """The first line that holds `needle` (used to place a row named by its id)."""
     data = needle.encode("utf-8")
+    keep = len(data) - 1
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if data in line:
-                return number
+        carried, breaks = b"", 0
+        while chunk := handle.read(1 << 20):
+            window = carried + chunk
+            found = window.find(data)
+            if found >= 0:
+                return breaks + window.count(b"\n", 0, found) + 1
+            carried = window[len(window) - keep:] if keep else b""
+            breaks += window.count(b"\n", 0, len(window) - len(carried))
     return None

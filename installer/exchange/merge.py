@@ -9,9 +9,9 @@ version (%A, where the result goes) and theirs (%B) of one file:
   to the greater row text, so both machines pick the same row. A row deleted on one side and
   unchanged on the other is dropped (its tombstone travels in exchange_tombstones.csv); changed
   on the other side, it stays and the import's tombstone pass decides by time. Export files
-  are sorted by key, so the three files are read side by side in one pass (memory does not
-  grow with the file). Files whose headers differ (two schema versions) are left to git as a
-  conflict.
+  are sorted by key, so the three files are read side by side in one pass, and a long record
+  is streamed (csvfile): memory grows neither with the file nor with a field. Files whose
+  headers differ (two schema versions) are left to git as a conflict.
 - `manifest.json`: tables changed on one side take that side's entry; tables changed on both
   get an entry marked `"merged": true` with no row count or checksum, which an import checks
   for structure only (the next export writes exact entries again).
@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 if __package__ in (None, ""):  # run by git as a script: make `installer` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from installer.exchange.locate import records
+from installer.exchange.csvfile import CsvRecords, Record, compare_text
 from installer.exchange.manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -44,26 +43,12 @@ from installer.exchange.manifest import (
 DRIVER = "learning-exports"
 ATTRIBUTES = f"exports/** -text merge={DRIVER}"
 VERSION_COLUMNS = ("updated_at", "deleted_at")
-csv.field_size_limit(sys.maxsize)
 
 Key = tuple[str, ...]
 
 
 class MergeRefused(Exception):
     """The files cannot be merged row by row; git then reports a conflict."""
-
-
-def raw_records(lines: Iterable[bytes]) -> Iterator[bytes]:
-    """CSV records as their raw bytes with LF line ends; refuses a truncated last record."""
-    for _, _, raw in records(line[:-2] + b"\n" if line.endswith(b"\r\n") else line
-                             for line in lines):
-        if raw.count(b'"') % 2:
-            raise MergeRefused("the file ends inside a quoted field (truncated)")
-        yield raw
-
-
-def _fields(raw: bytes) -> list[str]:
-    return next(csv.reader([raw.decode("utf-8")]), [])
 
 
 def _version(value: str) -> tuple[int, datetime | str]:
@@ -79,72 +64,78 @@ def _version(value: str) -> tuple[int, datetime | str]:
 
 
 class _Side:
-    """One version of a CSV file, read record by record in key order."""
+    """One version of a CSV file, read record by record in key order (CRLF read as LF)."""
 
     def __init__(self, path: Path, key: tuple[str, ...]):
-        self.handle = path.open("rb")
-        self.records = raw_records(iter(self.handle))
-        first = next(self.records, None)
-        self.header = first or b""
-        names = _fields(first) if first else []
+        self.file = CsvRecords(path, key + VERSION_COLUMNS, crlf=True)
+        head = self.file.head
+        if head is not None and head.truncated:
+            raise MergeRefused("the file ends inside a quoted field (truncated)")
+        self.header = b"" if head is None else head.raw or b""
+        names = self.file.header
         missing = [k for k in key if k not in names]
-        if first and missing:
+        if names and missing:
             raise MergeRefused(f"{path}: no key column {', '.join(missing)}")
-        self.key_index = [names.index(k) for k in key] if first else []
+        self.key_index = [names.index(k) for k in key] if names else []
         version = next((c for c in VERSION_COLUMNS if c in names), None)
         self.version_index = names.index(version) if version else None
-        self.current: tuple[Key, bytes, list[str]] | None = None
+        self.records = iter(self.file)
+        self.current: tuple[Key, Record] | None = None
         self.advance()
 
     def advance(self) -> None:
         previous = self.current[0] if self.current else None
-        raw = next(self.records, None)
-        if raw is None:
+        record = next(self.records, None)
+        if record is None:
             self.current = None
             return
-        fields = _fields(raw)
-        key = tuple(fields[i] if i < len(fields) else "" for i in self.key_index)
+        if record.truncated:
+            raise MergeRefused("the file ends inside a quoted field (truncated)")
+        key = tuple(record.value(i) for i in self.key_index)
         if previous is not None and key <= previous:
             raise MergeRefused(f"rows are not in key order at {key}")
-        self.current = (key, raw, fields)
+        self.current = (key, record)
 
-    def take(self, key: Key) -> tuple[bytes, list[str]] | None:
+    def take(self, key: Key) -> Record | None:
         if self.current is None or self.current[0] != key:
             return None
-        _, raw, fields = self.current
+        record = self.current[1]
         self.advance()
-        return raw, fields
+        return record
 
-    def newer(self, mine: tuple[bytes, list[str]], other: tuple[bytes, list[str]]) -> bytes:
-        def rank(row: tuple[bytes, list[str]]) -> tuple[tuple[int, datetime | str], bytes]:
-            raw, fields = row
-            i = self.version_index
-            version = fields[i] if i is not None and i < len(fields) else ""
-            return _version(version), raw
-        return max(mine, other, key=rank)[0]
+    def newer(self, mine: Record, other: Record) -> Record:
+        """The row both machines keep: the later version, ties to the greater row text."""
+        if self.version_index is not None:
+            a, b = (_version(r.value(self.version_index)) for r in (mine, other))
+            if a != b:
+                return mine if a > b else other
+        return mine if compare_text(mine, other) >= 0 else other
 
 
-def _pick(base: bytes | None, ours: tuple[bytes, list[str]] | None,
-          theirs: tuple[bytes, list[str]] | None, side: _Side) -> bytes | None:
-    mine = ours[0] if ours else None
-    other = theirs[0] if theirs else None
-    if mine == other:
+def _same(a: Record | None, b: Record | None) -> bool:
+    return a.same(b) if a is not None and b is not None else a is b
+
+
+def _pick(base: Record | None, mine: Record | None, other: Record | None,
+          side: _Side) -> Record | None:
+    if _same(mine, other):
         return mine
-    if mine == base:  # only theirs changed (or deleted) the row
+    if _same(mine, base):  # only theirs changed (or deleted) the row
         return other
-    if other == base:
+    if _same(other, base):
         return mine
-    if ours is None or theirs is None:  # deleted on one side, changed on the other
+    if mine is None or other is None:  # deleted on one side, changed on the other
         return mine or other
-    return side.newer(ours, theirs)
+    return side.newer(mine, other)
 
 
 def merge_rows(base: Path, ours: Path, theirs: Path, out: Path,
                key: tuple[str, ...] = ("id",)) -> int:
     """Three-way merge of one table's CSV versions into `out`; returns the rows written."""
-    sides = [_Side(p, key) for p in (base, ours, theirs)]
+    sides: list[_Side] = []
     tmp = out.with_name(out.name + ".merging")
     try:
+        sides.extend(_Side(p, key) for p in (base, ours, theirs))
         o, a, b = sides
         if a.header and b.header and a.header != b.header:
             raise MergeRefused("the two versions have different columns (schema versions "
@@ -156,18 +147,16 @@ def merge_rows(base: Path, ours: Path, theirs: Path, out: Path,
                 key_now = min(s.current[0] for s in (a, b) if s.current)
                 while o.current and o.current[0] < key_now:
                     o.advance()
-                base_row = o.take(key_now)
-                row = _pick(base_row[0] if base_row else None, a.take(key_now), b.take(key_now),
-                            a)
+                row = _pick(o.take(key_now), a.take(key_now), b.take(key_now), a)
                 if row is not None:
-                    handle.write(row)
+                    handle.writelines(row.chunks())
                     written += 1
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
         for side in sides:
-            side.handle.close()
+            side.file.close()
     tmp.replace(out)
     return written
 

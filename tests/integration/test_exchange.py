@@ -249,6 +249,12 @@ BAD_CASES = {
                        "line 3", "unterminated"),
     "multi-line record": (b'id,agent_name,task_type,success\n{a},"a\nb\nc",y,t\n{b},x,y,nope\n',
                           "line 5, column success", "boolean"),
+    # records above 1 MB are streamed when the error is placed (installer/exchange/csvfile.py)
+    "invalid utf-8 after a 2.5 MB field": (
+        b'id,agent_name,task_type,success\n{a},"' + b"a long line\n" * 210_000
+        + b'",\xff\xfe,t\n', "line 210002, column task_type", "UTF8"),
+    "a header longer than 1 MB": (b"id," + b"x" * (1 << 20) + b"\n{a}\n", "line 1",
+                                  "the header is longer than 1,048,576 bytes"),
 }
 
 

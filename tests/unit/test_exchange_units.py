@@ -45,7 +45,7 @@ def test_legacy_rewrite_names_the_line_of_a_bad_id(tmp_path: Path) -> None:
     path = tmp_path / "agent_metrics.csv"
     path.write_text('id,name\n1,"two\nlines"\nx7,b\n')
     with pytest.raises(legacy.LegacyRowError) as caught:
-        b"".join(chunk for chunk, _ in legacy.rewrite_ids(path, "agent_metrics", 0))
+        b"".join(chunk for chunk, _ in legacy.rewrite_ids(path, "agent_metrics"))
     assert caught.value.line == 4 and caught.value.column == "id"
 
 
