@@ -114,12 +114,21 @@ MUTANTS = [
            "    healthy = all(check.ok for _, check in checks)\n", "    healthy = True\n",
            (f"{UB}::test_status_exits_5_when_unhealthy",)),
     # -- steps ------------------------------------------------------------------------------
-    Mutant("dry-run-applies", "installer/steps.py", "        elif dry_run:", "        elif False:",
+    Mutant("dry-run-applies", "installer/steps.py",
+           "            elif dry_run:", "            elif False:",
            (f"{PLAN}::test_dry_run_on_a_fresh_machine_changes_nothing",)),
     Mutant("ok-step-applied-again", "installer/steps.py",
-           "        if check.ok:\n            result = StepResult(step.title, \"ok\"",
-           "        if False:\n            result = StepResult(step.title, \"ok\"",
+           "            if check.ok:\n                result = StepResult(step.title, \"ok\"",
+           "            if False:\n                result = StepResult(step.title, \"ok\"",
            (f"{NATIVE}::test_rerun_on_healthy_install_changes_nothing",)),
+    Mutant("later-steps-never-prepared", "installer/steps.py",
+           "ahead.submit(later.prepare)", "ahead.submit(lambda: None)",
+           (f"{UNIT}/test_steps_fake_backend.py::"
+            "test_later_steps_prepare_in_the_background_while_an_earlier_one_applies",)),
+    Mutant("migrations-prepare-nothing", "installer/project_steps.py",
+           "                statements(migration.sql)\n", "                pass\n",
+           (f"{UNIT}/test_steps_fake_backend.py::"
+            "test_the_migrations_step_prepares_every_file_split_into_statements",)),
     Mutant("pgpass-mode-not-repaired", "installer/project_steps.py",
            '        if self.path.stat().st_mode & 0o777 != 0o600:\n'
            '            return Check("repair", "permissions to 0600")\n'
