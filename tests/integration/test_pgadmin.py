@@ -63,7 +63,7 @@ def test_docker_mode_pgadmin_in_chromium(dproject: DockerProject, pgadmin_image:
     configuration = json.dumps(pgadmin.attrs["Config"])
     assert env["PGPASSWORD"] not in configuration  # the server's password only in pgpass
     servers = (dproject.project.path / ".pgadmin" / "servers.json").read_text()
-    assert env["PGPASSWORD"] not in servers and '"PassFile": "/pgpass"' in servers
+    assert env["PGPASSWORD"] not in servers and '"passfile": "/pgpass"' in servers
 
     insert_row(dproject, "seen-in-pgadmin")
     shots = browse_learning_server(
