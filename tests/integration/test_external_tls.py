@@ -149,6 +149,16 @@ def admin_url(server: TlsServer, team: Team, query: str) -> str:
     return f"postgresql://{team.admin}@127.0.0.1:{server.port}/postgres?{query}"
 
 
+def client_certificate_env(server: TlsServer, team: Team) -> tuple[dict[str, str], dict[str, str]]:
+    """The names of an install into the database that demands a client certificate, and the
+    whole environment of its first run (verify-full, the client certificate and key)."""
+    cert, key = server.client
+    names = team.names.env() | {"LEARNING_DATABASE": CLIENT_CERT_DATABASE}
+    return names, {"LEARNING_ADMIN_URL": admin_url(server, team, f"sslrootcert={server.ca}"),
+                   "LEARNING_ADMIN_PASSWORD": team.admin_password,
+                   "LEARNING_SSLCERT": str(cert), "LEARNING_SSLKEY": str(key), **names}
+
+
 async def _mcp_query(project: Project, statement: str) -> tuple[bool, str]:
     """One `query` through the learning-db entry of .mcp.json, started as a client would."""
     entry = json.loads((project.path / ".mcp.json").read_text())["mcpServers"]["learning-db"]
@@ -268,10 +278,7 @@ def test_client_certificate_reaches_pg_dump_and_the_mcp_entry(
     """The learning database's pg_hba.conf line demands a client certificate, so every
     connection that works (the installer's, pg_dump's, the MCP entry's) presented it."""
     cert, key = tls_server.client
-    names = team.names.env() | {"LEARNING_DATABASE": CLIENT_CERT_DATABASE}
-    env = {"LEARNING_ADMIN_URL": admin_url(tls_server, team, f"sslrootcert={tls_server.ca}"),
-           "LEARNING_ADMIN_PASSWORD": team.admin_password, "LEARNING_SSLCERT": str(cert),
-           "LEARNING_SSLKEY": str(key), **names}
+    names, env = client_certificate_env(tls_server, team)
     result = project.run("--full", "--mode", "external", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     dotenv = project.read_env()
