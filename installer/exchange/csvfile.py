@@ -17,6 +17,7 @@ import io
 import re
 import sys
 from collections.abc import Collection, Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Self
 
@@ -60,10 +61,12 @@ def _unquote(value: bytes) -> str:
 
 
 class _Fields:
-    """Field boundaries of one record fed piece by piece, and the values of `wanted`."""
+    """Field boundaries of one record fed piece by piece, the values of `wanted`, and the
+    SHA-256 of its bytes."""
 
     def __init__(self, wanted: Collection[int]):
         self.wanted = wanted
+        self.digest = hashlib.sha256()
         self.quoted = False
         self.size = 0
         self.tail = b""
@@ -96,6 +99,7 @@ class _Fields:
                 self.starts.append(self.size + pos)
             field_start = pos
         self._keep(piece[field_start:])
+        self.digest.update(piece)
         self.size += len(piece)
         self.tail = (self.tail + piece[-2:])[-2:]
 
@@ -129,6 +133,19 @@ class _Fields:
 
 class Record:
     """One CSV record: where it is in the file and what the reader kept of it."""
+
+    __slots__ = (
+        "_digest",
+        "_fields",
+        "_parsed",
+        "first_line",
+        "last_line",
+        "length",
+        "raw",
+        "source",
+        "start",
+        "truncated",
+    )
 
     def __init__(self, source: CsvRecords, first_line: int, last_line: int, start: int,
                  length: int, truncated: bool, raw: bytes | None, fields: _Fields | None,
@@ -291,13 +308,19 @@ class CsvRecords:
 
     def _read(self, hold: int) -> Record | None:
         """The next record: held whole up to `hold` bytes, streamed beyond."""
+        opening = next(self._pieces, (b"", 0))
+        if not opening[1]:
+            return None
+        first, start = self._line + 1, self._offset
+        line = opening[0]
+        if line.endswith(b"\n") and not line.count(b'"') % 2 and len(line) <= hold:
+            self._line, self._offset = first, start + opening[1]  # the usual record: one line
+            return Record(self, first, first, start, opening[1], False, line, None, None)
         held: list[bytes] = []
         size = length = 0
         fields: _Fields | None = None
-        digest = hashlib.sha256()
         quoted = ended = False
-        first, start = self._line + 1, self._offset
-        for piece, taken in self._pieces:
+        for piece, taken in chain([opening], self._pieces):
             length += taken
             ended = piece.endswith(b"\n")
             self._line += ended
@@ -310,17 +333,13 @@ class CsvRecords:
                     fields = _Fields(self._wanted)
                     for part in held:
                         fields.feed(part)
-                        digest.update(part)
                     held.clear()
             else:
                 fields.feed(piece)
-                digest.update(piece)
             if ended and not quoted:
                 break
-        if length == 0:
-            return None
         self._line += not ended  # a last line without a line break
         self._offset += length
         raw = (held[0] if len(held) == 1 else b"".join(held)) if fields is None else None
         return Record(self, first, self._line, start, length, quoted, raw, fields,
-                      digest.digest() if fields is not None else None)
+                      fields.digest.digest() if fields is not None else None)
