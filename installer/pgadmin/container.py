@@ -187,7 +187,7 @@ def _environment(email: str, password: str) -> dict[str, str]:
 
 
 def _mounts(login: Login, servers: Path, pgpass: Path) -> dict[Path, str]:
-    """Host file -> read-only path inside; pgAdmin reads PassFile in the user's storage."""
+    """Host file -> read-only path inside; pgAdmin reads the passfile in the user's storage."""
     return {servers: SERVERS_PATH,
             pgpass: f"{DATA_PATH}/storage/{login.storage_dir}/pgpass"}
 

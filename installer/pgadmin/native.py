@@ -131,7 +131,7 @@ class NativePgadmin:
 
     def _configure(self, package: Path) -> None:
         """config_local.py beside the package, the configuration database with the login on
-        the first start, the server registration and the pgpass file every time."""
+        the first start, the server registration, the pgpass and TLS files every time."""
         write_atomic(package / "config_local.py", "\n".join([
             "# Written by the learning installer; rewritten on every start.",
             "SERVER_MODE = True",
@@ -140,10 +140,8 @@ class NativePgadmin:
             f"DEFAULT_SERVER_PORT = {self.port}",
             "UPGRADE_CHECK_ENABLED = False",
             "SHOW_GRAVATAR_IMAGE = False", ""]).encode())
-        servers, pgpass = write_files(self.folder, self.conn.host, self.conn.port, self.conn)
-        storage = self.data / "storage" / self.login.storage_dir
-        storage.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(storage / "pgpass", pgpass.read_bytes(), mode=0o600)
+        servers, _ = write_files(self.folder, self.conn.host, self.conn.port, self.conn,
+                                 storage=self.data / "storage" / self.login.storage_dir)
         setup = str(package / "setup.py")
         if not (self.data / "pgadmin4.db").exists():
             # the password reaches setup-db through its environment, never a command line

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
+from dataclasses import dataclass
 
 import psycopg
 
 from tests.conftest import Project
+
+
+@dataclass(frozen=True)
+class Names:
+    """A test's own learning database and roles: its clusters are shared, role names are not."""
+
+    database: str
+    owner: str
+    agent: str
+
+    @classmethod
+    def fresh(cls) -> Names:
+        tag = uuid.uuid4().hex[:8]
+        return cls(f"learn_{tag}", f"owner_{tag}", f"agent_{tag}")
+
+    def env(self) -> dict[str, str]:
+        """The settings that name them, as the CLI reads them from the environment."""
+        return {"LEARNING_DATABASE": self.database, "LEARNING_OWNER_ROLE": self.owner,
+                "LEARNING_AGENT_ROLE": self.agent}
 
 
 def installed(project: Project, *args: str) -> Project:

@@ -6,13 +6,13 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from tests.conftest import Cluster, Project, start_cluster
+from tests.integration.cli_helpers import Names
 
 
 @pytest.fixture(scope="module", params=["system", "embedded"])
@@ -24,21 +24,9 @@ def server(request: pytest.FixtureRequest, shared_tmp) -> Iterator[Cluster]:
     cluster.backend.stop()
 
 
-@dataclass
-class Names:
-    database: str
-    owner: str
-    agent: str
-
-    def env(self) -> dict[str, str]:
-        return {"LEARNING_DATABASE": self.database, "LEARNING_OWNER_ROLE": self.owner,
-                "LEARNING_AGENT_ROLE": self.agent}
-
-
 @pytest.fixture
 def names() -> Names:
-    tag = uuid.uuid4().hex[:8]
-    return Names(f"learn_{tag}", f"owner_{tag}", f"agent_{tag}")
+    return Names.fresh()
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from installer.credentials import ConnInfo, Tls
 from tests.conftest import Cluster, Project, start_cluster
+from tests.integration.cli_helpers import Names
 from tests.integration.test_mcp_readonly import _ask as npx_ask
 from tests.integration.test_mcp_readonly import _npx_ready
 
@@ -129,20 +130,13 @@ class Team:
 
     admin: str
     admin_password: str
-    database: str
-    owner: str
-    agent: str
-
-    def names_env(self) -> dict[str, str]:
-        return {"LEARNING_DATABASE": self.database, "LEARNING_OWNER_ROLE": self.owner,
-                "LEARNING_AGENT_ROLE": self.agent}
+    names: Names
 
 
 @pytest.fixture
 def team(tls_server: TlsServer) -> Team:
     tag = uuid.uuid4().hex[:8]
-    made = Team(f"teamadmin_{tag}", secrets.token_urlsafe(16), f"learn_{tag}", f"owner_{tag}",
-                f"agent_{tag}")
+    made = Team(f"teamadmin_{tag}", secrets.token_urlsafe(16), Names.fresh())
     with psycopg.connect(**tls_server.superuser.kwargs(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
             sql.Identifier(made.admin), sql.Literal(made.admin_password)))
@@ -153,6 +147,16 @@ def team(tls_server: TlsServer) -> Team:
 
 def admin_url(server: TlsServer, team: Team, query: str) -> str:
     return f"postgresql://{team.admin}@127.0.0.1:{server.port}/postgres?{query}"
+
+
+def client_certificate_env(server: TlsServer, team: Team) -> tuple[dict[str, str], dict[str, str]]:
+    """The names of an install into the database that demands a client certificate, and the
+    whole environment of its first run (verify-full, the client certificate and key)."""
+    cert, key = server.client
+    names = team.names.env() | {"LEARNING_DATABASE": CLIENT_CERT_DATABASE}
+    return names, {"LEARNING_ADMIN_URL": admin_url(server, team, f"sslrootcert={server.ca}"),
+                   "LEARNING_ADMIN_PASSWORD": team.admin_password,
+                   "LEARNING_SSLCERT": str(cert), "LEARNING_SSLKEY": str(key), **names}
 
 
 async def _mcp_query(project: Project, statement: str) -> tuple[bool, str]:
@@ -179,7 +183,7 @@ def test_verify_full_reaches_env_mcp_tools_and_doctor_names_a_wrong_ca(
     shutil.copy(tls_server.ca, ca)
     env = {"LEARNING_ADMIN_URL": admin_url(
                tls_server, team, "sslmode=verify-full&sslrootcert=certs/provider-ca.pem"),
-           "LEARNING_ADMIN_PASSWORD": team.admin_password, **team.names_env()}
+           "LEARNING_ADMIN_PASSWORD": team.admin_password, **team.names.env()}
     result = project.run("--full", "--mode", "external", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "unencrypted" not in result.stdout + result.stderr  # no warning: TLS is verified
@@ -200,47 +204,47 @@ def test_verify_full_reaches_env_mcp_tools_and_doctor_names_a_wrong_ca(
     text = (project.path / ".mcp.json").read_text()
     assert dotenv["LEARNING_AGENT_PASSWORD"] not in text
     url = json.loads(text)["mcpServers"]["learning-db"]["args"][-1]
-    assert url.startswith(f"postgresql://{team.agent}@127.0.0.1:{tls_server.port}/")
+    assert url.startswith(f"postgresql://{team.names.agent}@127.0.0.1:{tls_server.port}/")
     assert parse_qs(urlsplit(url).query) == query
     failed, answer = mcp_query(project, "SELECT ssl AS tls, current_user AS who FROM pg_stat_ssl "
                                "WHERE pid = pg_backend_pid()")
     assert not failed, answer
-    assert "true" in answer.lower() and team.agent in answer
+    assert "true" in answer.lower() and team.names.agent in answer
 
     # later runs need only .env: status, a re-run, backup (pg_dump), export and import
-    status = project.run("status", "--json", **team.names_env())
+    status = project.run("status", "--json", **team.names.env())
     assert status.returncode == 0, status.stdout + status.stderr
     report = json.loads(status.stdout)
     assert report["healthy"] is True and report["server"]["tls"].startswith("sslmode verify-full")
-    again = project.run("--full", "--json", **team.names_env())
+    again = project.run("--full", "--json", **team.names.env())
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["changes"] == 0
-    backup = project.run("backup", **team.names_env())
+    backup = project.run("backup", **team.names.env())
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert [p.suffix for p in (project.path / "backups").iterdir()] == [".dump"]
-    exported = project.run("export", **team.names_env())
+    exported = project.run("export", **team.names.env())
     assert exported.returncode == 0, exported.stdout + exported.stderr
     assert (project.path / "exports" / "manifest.json").exists()
-    imported = project.run("import", **team.names_env())
+    imported = project.run("import", **team.names.env())
     assert imported.returncode == 0, imported.stdout + imported.stderr
 
-    healthy = project.run("doctor", **team.names_env())
+    healthy = project.run("doctor", **team.names.env())
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
 
     # another CA's certificate in the file: doctor fails and says why
     shutil.copy(tls_server.wrong_ca, ca)
-    doctor = project.run("doctor", **team.names_env())
+    doctor = project.run("doctor", **team.names.env())
     assert doctor.returncode != 0, doctor.stdout + doctor.stderr
     said = doctor.stdout + doctor.stderr
     assert "certificate verify failed" in said
     assert f"checks the server's certificate against the CA certificate(s) in {ca}" in said
     assert "run `python install.py --full`" not in said  # a repair would not help
-    status = project.run("status", **team.names_env())
+    status = project.run("status", **team.names.env())
     assert status.returncode == 5 and "certificate verify failed" in status.stderr
     failed, answer = mcp_query(project, "SELECT 1")
     assert failed and "certificate verify failed" in answer, answer
     started = time.monotonic()
-    repair = project.run("--full", **team.names_env())
+    repair = project.run("--full", **team.names.env())
     assert repair.returncode == 5 and "certificate verify failed" in repair.stderr
     assert time.monotonic() - started < 8  # stops at once: waiting would not help
 
@@ -248,7 +252,7 @@ def test_verify_full_reaches_env_mcp_tools_and_doctor_names_a_wrong_ca(
 def test_missing_root_certificate_is_refused_naming_the_path(
         project: Project, tls_server: TlsServer, team: Team) -> None:
     env = {"LEARNING_ADMIN_URL": admin_url(tls_server, team, "sslrootcert=certs/missing.pem"),
-           "LEARNING_ADMIN_PASSWORD": team.admin_password, **team.names_env()}
+           "LEARNING_ADMIN_PASSWORD": team.admin_password, **team.names.env()}
     result = project.run("--full", "--mode", "external", **env)
     assert result.returncode == 3, result.stdout + result.stderr
     assert str(project.path / "certs" / "missing.pem") in result.stderr
@@ -261,7 +265,7 @@ def test_clear_text_allowed_is_warned_about(
     """sslmode prefer still uses TLS where the server has it, but could fall back to clear
     text and checks no certificate: the install says so."""
     env = {"LEARNING_ADMIN_URL": admin_url(tls_server, team, "sslmode=prefer"),
-           "LEARNING_ADMIN_PASSWORD": team.admin_password, **team.names_env()}
+           "LEARNING_ADMIN_PASSWORD": team.admin_password, **team.names.env()}
     result = project.run("--full", "--mode", "external", "--mcp-clients", "", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sslmode prefer (from LEARNING_ADMIN_URL)" in result.stdout + result.stderr
@@ -274,10 +278,7 @@ def test_client_certificate_reaches_pg_dump_and_the_mcp_entry(
     """The learning database's pg_hba.conf line demands a client certificate, so every
     connection that works (the installer's, pg_dump's, the MCP entry's) presented it."""
     cert, key = tls_server.client
-    names = team.names_env() | {"LEARNING_DATABASE": CLIENT_CERT_DATABASE}
-    env = {"LEARNING_ADMIN_URL": admin_url(tls_server, team, f"sslrootcert={tls_server.ca}"),
-           "LEARNING_ADMIN_PASSWORD": team.admin_password, "LEARNING_SSLCERT": str(cert),
-           "LEARNING_SSLKEY": str(key), **names}
+    names, env = client_certificate_env(tls_server, team)
     result = project.run("--full", "--mode", "external", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     dotenv = project.read_env()
@@ -316,12 +317,12 @@ def test_npx_server_postgres_entry_verifies_the_server_too(
     shutil.copy(tls_server.ca, ca)
     env = {"LEARNING_ADMIN_URL": admin_url(tls_server, team, f"sslrootcert={ca}"),
            "LEARNING_ADMIN_PASSWORD": team.admin_password, "LEARNING_MCP_SERVER": "npx",
-           **team.names_env()}
+           **team.names.env()}
     result = project.run("--full", "--mode", "external", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     ssl_query = "SELECT ssl, current_user FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
     [(failed, text)] = asyncio.run(asyncio.wait_for(npx_ask(project, [ssl_query]), 120))
-    assert not failed and "true" in text and team.agent in text, text
+    assert not failed and "true" in text and team.names.agent in text, text
 
     shutil.copy(tls_server.wrong_ca, ca)
     [(failed, text)] = asyncio.run(asyncio.wait_for(npx_ask(project, [ssl_query]), 120))

@@ -24,6 +24,14 @@ from tests.integration.test_docker_mode import (  # noqa: F401 - fixtures
     engine,
     insert_row,
 )
+from tests.integration.test_external_tls import (  # noqa: F401 - fixtures
+    CLIENT_CERT_DATABASE,
+    Team,
+    TlsServer,
+    client_certificate_env,
+    team,
+    tls_server,
+)
 
 HARNESS = REPO / "scripts" / "dockermode.sh"
 
@@ -63,7 +71,7 @@ def test_docker_mode_pgadmin_in_chromium(dproject: DockerProject, pgadmin_image:
     configuration = json.dumps(pgadmin.attrs["Config"])
     assert env["PGPASSWORD"] not in configuration  # the server's password only in pgpass
     servers = (dproject.project.path / ".pgadmin" / "servers.json").read_text()
-    assert env["PGPASSWORD"] not in servers and '"PassFile": "/pgpass"' in servers
+    assert env["PGPASSWORD"] not in servers and '"passfile": "/pgpass"' in servers
 
     insert_row(dproject, "seen-in-pgadmin")
     shots = browse_learning_server(
@@ -109,3 +117,28 @@ def test_native_pgadmin_command_in_chromium(project: Project) -> None:
         stopped = project.run("pgadmin", "stop")
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "(stopped)" in project.run("pgadmin", "status").stdout
+
+
+def test_native_pgadmin_uses_the_external_tls_and_client_certificate(
+        project: Project, tls_server: TlsServer, team: Team) -> None:  # noqa: F811
+    """pgAdmin reaches a database whose pg_hba.conf line demands a client certificate, with
+    verify-full: the certificates it was given are the ones the server saw."""
+    require_chromium()
+    names, env = client_certificate_env(tls_server, team)
+    installed = project.run("--full", "--mode", "external", **env)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    web_port = free_port()
+    started = project.run("pgadmin", "start", LEARNING_PGADMIN_PORT=str(web_port), timeout=900,
+                          **names)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        dotenv = project.read_env()
+        shots = browse_learning_server(
+            f"http://127.0.0.1:{web_port}", dotenv["PGADMIN_EMAIL"], dotenv["PGADMIN_PASSWORD"],
+            CLIENT_CERT_DATABASE, "agent_metrics",
+            "SELECT client_dn || ' seen' FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            "/CN=client seen", ARTIFACTS / "pgadmin-native-tls")
+        assert shots
+    finally:
+        stopped = project.run("pgadmin", "stop", **names)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr

@@ -12,7 +12,7 @@ import yaml
 from installer.backends.docker import docker_spec
 from installer.compose import compose_env, render
 from installer.config import resolve_settings
-from installer.credentials import ConnInfo
+from installer.credentials import ConnInfo, Tls
 from installer.pgadmin.registration import FIRST_PORT, Login, choose_port, write_files
 from installer.ports import port_is_free
 
@@ -46,9 +46,44 @@ def test_servers_json_has_no_password_and_pgpass_is_private(tmp_path: Path) -> N
     servers, pgpass = write_files(tmp_path / ".pgadmin", "db", 5432, conn)
     server = json.loads(servers.read_text())["Servers"]["1"]
     assert "s3cret" not in servers.read_text()
-    assert server["PassFile"] == "/pgpass" and server["MaintenanceDB"] == "learning_system"
+    assert server["MaintenanceDB"] == "learning_system"
+    # no TLS configured (native and docker modes): libpq's prefer, as before TLS was a setting
+    assert server["ConnectionParameters"] == {"sslmode": "prefer", "passfile": "/pgpass"}
     assert pgpass.read_text() == "db:5432:*:learning:s3cret\\:pw\n"
     assert stat.S_IMODE(pgpass.stat().st_mode) == 0o600
+
+
+def test_servers_json_follows_the_connections_tls(tmp_path: Path) -> None:
+    """pgAdmin (server mode) reads file parameters inside the user's storage folder: a local
+    pgAdmin gets copies there; a container, which sees only its mounts, gets the sslmode."""
+    files = {name: tmp_path / f"{name}.pem" for name in ("sslrootcert", "sslcert", "sslkey")}
+    for name, path in files.items():
+        path.write_text(f"-----BEGIN {name}-----\n")
+    tls = Tls("verify-full", *(str(path) for path in files.values()))
+    conn = ConnInfo("db.example.com", 5432, "learning_system", "learning", "pw", tls)
+    storage = tmp_path / "data" / "storage" / "learner_example.com"
+
+    servers, _ = write_files(tmp_path / ".pgadmin", conn.host, conn.port, conn, storage)
+    params = json.loads(servers.read_text())["Servers"]["1"]["ConnectionParameters"]
+    assert params == {"sslmode": "verify-full", "passfile": "/pgpass",
+                      "sslrootcert": "/sslrootcert", "sslcert": "/sslcert", "sslkey": "/sslkey"}
+    for name, path in files.items():
+        assert (storage / name).read_bytes() == path.read_bytes()
+        assert stat.S_IMODE((storage / name).stat().st_mode) == 0o600
+    assert (storage / "pgpass").read_text() == "db.example.com:5432:*:learning:pw\n"
+
+    servers, _ = write_files(tmp_path / "container", conn.host, conn.port, conn)
+    params = json.loads(servers.read_text())["Servers"]["1"]["ConnectionParameters"]
+    assert params == {"sslmode": "verify-full", "passfile": "/pgpass"}
+
+    # libpq's "system" is no file: passed as it is; the dropped client key leaves storage
+    system = conn.to(tls=Tls("verify-full", "system"))
+    for storage_dir in (storage, None):
+        servers, _ = write_files(tmp_path / ".pgadmin", system.host, 5432, system, storage_dir)
+        params = json.loads(servers.read_text())["Servers"]["1"]["ConnectionParameters"]
+        assert params == {"sslmode": "verify-full", "passfile": "/pgpass",
+                          "sslrootcert": "system"}
+    assert sorted(p.name for p in storage.iterdir()) == ["pgpass"]
 
 
 def test_compose_file_has_a_tools_profile_loopback_ports_and_no_secret(tmp_path: Path) -> None:
